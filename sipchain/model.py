@@ -1,0 +1,837 @@
+"""sipchain's data model: frozen, slotted attrs classes.
+
+Every value here is immutable and compares by value. Nothing here touches files,
+sockets, dpkt or pyshark; objects are built by the wire layer
+(:func:`sipchain.parse_message`) or by the named constructors below.
+
+A :class:`SipMessage` keeps the exact bytes it was parsed from (``raw``) and a
+header table that keeps the wire truth (raw name, canonical name, raw value in
+wire order). Typed views of the headers (``via``, ``from_``, ``session_id``, …)
+are parsed by the wire grammar on first access and cached, so the hot path of a
+correlator (start line, Call-ID, CSeq, tags, top Via branch) stays cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    pass
+
+__all__ = [
+    "BodyPart",
+    "CSeq",
+    "ChargingVector",
+    "Defect",
+    "Endpoint",
+    "HeaderField",
+    "Headers",
+    "HistoryInfoEntry",
+    "NameAddr",
+    "Params",
+    "Provenance",
+    "Reason",
+    "SdpConnection",
+    "SdpMedia",
+    "SdpOrigin",
+    "SdpRtpMap",
+    "SessionDescription",
+    "SessionId",
+    "SipMessage",
+    "Uri",
+    "Via",
+    "canonical_header_name",
+]
+
+_T = TypeVar("_T")
+
+# --------------------------------------------------------------------------
+# Header names
+# --------------------------------------------------------------------------
+
+#: RFC 3261 §7.3.3 and later RFCs: compact form -> full header name.
+COMPACT_FORMS: dict[str, str] = {
+    "a": "Accept-Contact",  # RFC 3841
+    "b": "Referred-By",  # RFC 3892
+    "c": "Content-Type",
+    "d": "Request-Disposition",  # RFC 3841
+    "e": "Content-Encoding",
+    "f": "From",
+    "i": "Call-ID",
+    "j": "Reject-Contact",  # RFC 3841
+    "k": "Supported",
+    "l": "Content-Length",
+    "m": "Contact",
+    "n": "Identity-Info",  # RFC 4474
+    "o": "Event",  # RFC 6665
+    "r": "Refer-To",  # RFC 3515
+    "s": "Subject",
+    "t": "To",
+    "u": "Allow-Events",  # RFC 6665
+    "v": "Via",
+    "x": "Session-Expires",  # RFC 4028
+    "y": "Identity",  # RFC 8224
+}
+
+_KNOWN_NAMES = [
+    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Accept-Resource-Priority",
+    "Alert-Info", "Allow", "Allow-Events", "Answer-Mode", "Authentication-Info", "Authorization",
+    "Call-ID", "Call-Info", "Contact", "Content-Disposition", "Content-Encoding",
+    "Content-ID", "Content-Language", "Content-Length", "Content-Type", "CSeq", "Date",
+    "Diversion", "Error-Info", "Event", "Expires", "Feature-Caps", "Flow-Timer", "From",
+    "Geolocation", "History-Info", "Identity", "Identity-Info", "In-Reply-To", "Join",
+    "Max-Breadth", "Max-Forwards", "MIME-Version", "Min-Expires", "Min-SE", "Organization",
+    "P-Access-Network-Info", "P-Asserted-Identity", "P-Asserted-Service", "P-Called-Party-ID",
+    "P-Charging-Function-Addresses", "P-Charging-Vector", "P-Early-Media", "P-Preferred-Identity",
+    "P-Visited-Network-ID", "Path", "Priority", "Privacy", "Proxy-Authenticate",
+    "Proxy-Authorization", "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-Sub",
+    "Refer-To", "Referred-By", "Reject-Contact", "Remote-Party-ID", "Replaces", "Reply-To",
+    "Request-Disposition", "Require", "Resource-Priority", "Retry-After", "Route", "RSeq",
+    "Security-Client", "Security-Server", "Security-Verify", "Server", "Service-Route",
+    "Session-Expires", "Session-ID", "SIP-ETag", "SIP-If-Match", "Subject",
+    "Subscription-State", "Supported", "Target-Dialog", "Timestamp", "To", "Unsupported",
+    "User-Agent", "User-to-User", "Via", "Warning", "WWW-Authenticate",
+]
+_CANONICAL: dict[str, str] = {n.lower(): n for n in _KNOWN_NAMES}
+for _short, _long in COMPACT_FORMS.items():
+    _CANONICAL[_short] = _long
+del _short, _long
+
+
+def canonical_header_name(name: str) -> str:
+    """Return the canonical spelling of a header name.
+
+    Compact forms are expanded (``i`` -> ``Call-ID``) and known headers get their
+    RFC capitalisation (``cseq`` -> ``CSeq``); unknown headers keep their spelling.
+    Lookups compare names case-insensitively anyway.
+    """
+    return _CANONICAL.get(name.lower(), name)
+
+
+def _lookup_key(name: str) -> str:
+    return _CANONICAL.get(name.lower(), name).lower()
+
+
+_FOLD = re.compile(r"\r?\n[ \t]+|\r(?=[ \t])")
+
+
+def unfold(raw_value: str) -> str:
+    """Replace line folding (CRLF + whitespace) by one space and strip the ends."""
+    if "\n" in raw_value or "\r" in raw_value:
+        raw_value = _FOLD.sub(" ", raw_value)
+    return raw_value.strip(" \t\r\n")
+
+
+# --------------------------------------------------------------------------
+# Small value types
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Defect:
+    """A deviation from the grammar or rules found while parsing.
+
+    Attributes:
+        code: machine-readable identifier (``"trailing-data"``, ``"bad-via"``, …).
+        detail: a readable description naming the offending text.
+        offset: byte offset in ``SipMessage.raw`` where it was found, when known.
+        violation: ``True`` when the message breaks RFC 3261 (strict parsing
+            rejects it); ``False`` for a deviation the RFCs tell a receiver to
+            tolerate (trailing octets after a datagram, RFC 2543 syntax), which is
+            recorded as evidence but accepted even in strict mode.
+    """
+
+    code: str
+    detail: str
+    offset: int | None = None
+    violation: bool = True
+
+
+@attrs.frozen
+class Params:
+    """Ordered ``;name=value`` parameters; names compare case-insensitively.
+
+    A parameter without ``=`` has value ``None``. Values are kept as written
+    (quoted strings keep their quotes; URI parameters are %-unescaped).
+    """
+
+    items: tuple[tuple[str, str | None], ...] = ()
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Value of the first parameter called ``name`` (``None`` for a flag)."""
+        key = name.lower()
+        for k, v in self.items:
+            if k.lower() == key:
+                return v
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(k.lower() == key for k, _ in self.items)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def as_dict(self) -> dict[str, str | None]:
+        """Lower-cased names to values; the first occurrence wins."""
+        out: dict[str, str | None] = {}
+        for k, v in self.items:
+            out.setdefault(k.lower(), v)
+        return out
+
+
+@attrs.frozen
+class Uri:
+    """An absolute URI: ``sip``/``sips``/``tel`` parsed into parts, others kept opaque.
+
+    ``user`` and ``password`` are %-unescaped; ``host`` is the bare host (an
+    IPv6 reference without brackets) and ``host_type`` says which kind it is:
+    ``"ipv4"``, ``"ipv6"`` or ``"hostname"``. For ``tel`` the number is in
+    ``user``. For any other scheme only ``scheme`` and ``opaque`` are set.
+    """
+
+    scheme: str
+    raw: str
+    user: str | None = None
+    password: str | None = None
+    host: str | None = None
+    host_type: str | None = None
+    port: int | None = None
+    params: Params = Params()
+    headers: tuple[tuple[str, str], ...] = ()
+    opaque: str | None = None
+
+    @property
+    def hostport(self) -> str | None:
+        """``host[:port]`` with IPv6 brackets restored, or ``None``."""
+        if self.host is None:
+            return None
+        host = f"[{self.host}]" if self.host_type == "ipv6" else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+@attrs.frozen
+class NameAddr:
+    """``name-addr`` or ``addr-spec`` with header parameters (From, To, Contact, …).
+
+    ``display_name`` is unquoted and unescaped (``None`` when absent). ``params``
+    are the header parameters after the URI (``tag``, ``expires``, ``q``, …),
+    never the URI's own parameters.
+    """
+
+    uri: Uri
+    raw: str
+    display_name: str | None = None
+    params: Params = Params()
+    bracketed: bool = True
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (RFC 3261 §19.3), or ``None``."""
+        return self.params.get("tag")
+
+
+@attrs.frozen
+class Via:
+    """One Via header value (RFC 3261 §20.42)."""
+
+    protocol: str
+    version: str
+    transport: str
+    host: str
+    raw: str
+    port: int | None = None
+    params: Params = Params()
+
+    @property
+    def branch(self) -> str | None:
+        """The ``branch`` parameter, or ``None``."""
+        return self.params.get("branch")
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` parameter, or ``None``."""
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> int | None:
+        """The ``rport`` value (RFC 3581), ``None`` when absent or without value."""
+        value = self.params.get("rport")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def maddr(self) -> str | None:
+        """The ``maddr`` parameter, or ``None``."""
+        return self.params.get("maddr")
+
+    @property
+    def ttl(self) -> int | None:
+        """The ``ttl`` parameter as a number, or ``None``."""
+        value = self.params.get("ttl")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def sent_by(self) -> str:
+        """``host[:port]`` as the transaction key uses it (RFC 3261 §17.2.3)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+@attrs.frozen
+class CSeq:
+    """CSeq header (RFC 3261 §20.16): sequence number and method."""
+
+    number: int
+    method: str
+
+
+@attrs.frozen
+class SessionId:
+    """RFC 7989 Session-ID: local and remote UUIDs (lower-case hex), parameters.
+
+    ``remote`` is ``None`` when the ``remote`` parameter is absent; the null UUID
+    (32 zeros) is kept as written — it means "not yet known".
+    """
+
+    local: str
+    remote: str | None = None
+    params: Params = Params()
+
+    NULL = "0" * 32
+
+    def uuids(self) -> frozenset[str]:
+        """The non-null UUIDs this value names (for set intersection)."""
+        return frozenset(u for u in (self.local, self.remote) if u and u != self.NULL)
+
+
+@attrs.frozen
+class Reason:
+    """RFC 3326 Reason value: protocol (``SIP``, ``Q.850``, …), cause and text."""
+
+    protocol: str
+    cause: int | None = None
+    text: str | None = None
+    params: Params = Params()
+
+
+@attrs.frozen
+class HistoryInfoEntry:
+    """RFC 7044 History-Info entry: the hi-targeted-to-uri, its index and Reason."""
+
+    target: NameAddr
+    index: str | None = None
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def params(self) -> Params:
+        """The entry's header parameters (``index``, ``rc``, ``mp``, …)."""
+        return self.target.params
+
+
+@attrs.frozen
+class ChargingVector:
+    """RFC 7315 P-Charging-Vector."""
+
+    icid_value: str | None = None
+    related_icid: str | None = None
+    icid_generated_at: str | None = None
+    orig_ioi: str | None = None
+    term_ioi: str | None = None
+    params: Params = Params()
+
+
+@attrs.frozen
+class Endpoint:
+    """One end of a hop: IP address, port and transport (``udp``, ``tcp``, …)."""
+
+    ip: str
+    port: int
+    transport: str
+
+    def __str__(self) -> str:
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"{host}:{self.port}/{self.transport}"
+
+
+@attrs.frozen
+class Provenance:
+    """Where a message came from, for the chain of custody.
+
+    Attributes:
+        source: the source file's path or name.
+        source_sha256: SHA-256 (hex) of the whole source file.
+        frame: 1-based frame number (captures) or record index (exports); for a
+            reassembled message the last contributing frame, as Wireshark counts.
+        frames: every frame that contributed, in order.
+        offset: byte offset of the record in the source file.
+        time_meaning: what ``SipMessage.timestamp_ns`` means (e.g. "capture time,
+            UTC, from the pcap record header").
+        parser_chain: the layers walked, e.g. ``"pcapng/ethernet/ipv4/udp/sip"``.
+    """
+
+    source: str
+    source_sha256: str
+    frame: int
+    frames: tuple[int, ...] = ()
+    offset: int | None = None
+    time_meaning: str = ""
+    parser_chain: str = ""
+
+
+# --------------------------------------------------------------------------
+# Headers
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class HeaderField:
+    """One header line as on the wire.
+
+    ``raw_value`` is everything after the colon up to the line end, folding
+    included; ``value`` is its unfolded, stripped form.
+    """
+
+    raw_name: str
+    name: str
+    raw_value: str
+    offset: int | None = None
+
+    @property
+    def value(self) -> str:
+        """The value with line folding replaced by one space, ends stripped."""
+        return unfold(self.raw_value)
+
+
+@attrs.frozen
+class Headers:
+    """Header fields in wire order, with case-insensitive lookup.
+
+    Each entry is ``(raw_name, canonical_name, raw_value)``. Compact forms are
+    expanded for lookup, so ``get("Call-ID")`` finds an ``i:`` line. ``get``
+    always returns ``str | None`` and ``get_all`` always a tuple of ``str`` (one
+    per header line, unfolded and stripped; comma-separated lists are split by
+    the typed accessors of :class:`SipMessage`, not here).
+    """
+
+    entries: tuple[tuple[str, str, str], ...] = ()
+    offsets: tuple[int, ...] = attrs.field(default=(), eq=False, repr=False)
+    _index: dict[str, list[int]] | None = attrs.field(
+        default=None, init=False, eq=False, repr=False, hash=False
+    )
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterator[tuple[str, str]] | list[tuple[str, str]]) -> Headers:
+        """Build from ``(name, value)`` pairs, as a builder would write them."""
+        return cls(tuple((n, canonical_header_name(n), " " + v) for n, v in pairs))
+
+    def _positions(self, name: str) -> list[int]:
+        index = self._index
+        if index is None:
+            index = {}
+            for i, (_, canonical, _) in enumerate(self.entries):
+                index.setdefault(canonical.lower(), []).append(i)
+            object.__setattr__(self, "_index", index)
+        return index.get(_lookup_key(name), [])
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name`` (unfolded, stripped), or ``default``."""
+        pos = self._positions(name)
+        return unfold(self.entries[pos[0]][2]) if pos else default
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        """Every value of ``name`` in wire order, one per header line."""
+        entries = self.entries
+        return tuple(unfold(entries[i][2]) for i in self._positions(name))
+
+    def fields(self, name: str | None = None) -> tuple[HeaderField, ...]:
+        """The header lines (all, or those called ``name``) as :class:`HeaderField`."""
+        positions = range(len(self.entries)) if name is None else self._positions(name)
+        offsets = self.offsets
+        return tuple(
+            HeaderField(*self.entries[i], offsets[i] if i < len(offsets) else None)
+            for i in positions
+        )
+
+    def names(self) -> tuple[str, ...]:
+        """Canonical names in wire order (with repeats)."""
+        return tuple(canonical for _, canonical, _ in self.entries)
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """``(canonical_name, value)`` pairs in wire order."""
+        return tuple((canonical, unfold(raw)) for _, canonical, raw in self.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self._positions(name))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        return iter(self.entries)
+
+
+# --------------------------------------------------------------------------
+# Bodies
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SdpOrigin:
+    """SDP ``o=`` line (RFC 8866 §5.2)."""
+
+    username: str
+    session_id: str
+    session_version: str
+    nettype: str
+    addrtype: str
+    address: str
+
+
+@attrs.frozen
+class SdpConnection:
+    """SDP ``c=`` line (RFC 8866 §5.7); multicast ``/ttl/count`` split off."""
+
+    nettype: str
+    addrtype: str
+    address: str
+    ttl: int | None = None
+    count: int | None = None
+
+
+@attrs.frozen
+class SdpRtpMap:
+    """``a=rtpmap:<pt> <encoding>/<clock>[/<params>]``."""
+
+    payload_type: int
+    encoding: str
+    clock_rate: int
+    encoding_params: str | None = None
+
+
+@attrs.frozen
+class SdpMedia:
+    """One ``m=`` section with its own lines."""
+
+    media: str
+    port: int
+    proto: str
+    formats: tuple[str, ...]
+    port_count: int | None = None
+    connections: tuple[SdpConnection, ...] = ()
+    attributes: tuple[tuple[str, str | None], ...] = ()
+    rtpmaps: tuple[SdpRtpMap, ...] = ()
+    direction: str | None = None
+
+    @property
+    def connection(self) -> SdpConnection | None:
+        """The first media-level ``c=`` line, or ``None``."""
+        return self.connections[0] if self.connections else None
+
+
+@attrs.frozen
+class SessionDescription:
+    """An SDP body (RFC 8866); lenient: unknown lines are kept as attributes.
+
+    ``direction`` is the session-level direction attribute when present.
+    ``defects`` lists lines that do not follow the grammar.
+    """
+
+    raw: bytes
+    version: int | None = None
+    origin: SdpOrigin | None = None
+    session_name: str | None = None
+    connection: SdpConnection | None = None
+    attributes: tuple[tuple[str, str | None], ...] = ()
+    media: tuple[SdpMedia, ...] = ()
+    direction: str | None = None
+    defects: tuple[Defect, ...] = ()
+
+    def media_direction(self, media: SdpMedia) -> str:
+        """Effective direction of ``media`` (media level, else session, else sendrecv)."""
+        return media.direction or self.direction or "sendrecv"
+
+
+@attrs.frozen
+class BodyPart:
+    """One part of a multipart body (RFC 2046), with its own headers."""
+
+    headers: Headers
+    body: bytes
+    offset: int | None = None
+
+    @property
+    def content_type(self) -> str | None:
+        """The part's media type, lower-cased, without parameters."""
+        value = self.headers.get("Content-Type")
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+
+# --------------------------------------------------------------------------
+# The message
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SipMessage:
+    """One SIP request or response, with its exact bytes.
+
+    Build one with :func:`sipchain.parse_message` (or ``SipStreamParser``, or a
+    source reader, which also fills ``provenance``, ``timestamp_ns``, ``src`` and
+    ``dst``). ``raw`` is the exact input; ``raw[:length]`` is the message proper
+    and anything after it (trailing octets in a datagram) is recorded as a
+    defect, never taken as a second message.
+
+    Typed header accessors are parsed on first access and cached. ``defects``
+    lists framing problems found while parsing plus, computed on first access,
+    every grammar or rule problem of the typed headers.
+    """
+
+    raw: bytes
+    start_line: str
+    headers: Headers
+    body: bytes
+    method: str | None = None
+    target: str | None = None
+    status: int | None = None
+    reason: str | None = None
+    version: str = "SIP/2.0"
+    length: int | None = None
+    framing_defects: tuple[Defect, ...] = ()
+    provenance: Provenance | None = None
+    timestamp_ns: int | None = None
+    src: Endpoint | None = None
+    dst: Endpoint | None = None
+    _cache: dict[str, Any] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False, hash=False
+    )
+
+    def _memo(self, key: str, compute: Callable[[], _T]) -> _T:
+        cache = self._cache
+        try:
+            value: _T = cache[key]
+        except KeyError:
+            value = cache[key] = compute()
+        return value
+
+    # ------------------------------------------------------------ kind
+    @property
+    def is_request(self) -> bool:
+        """True for a request."""
+        return self.method is not None
+
+    @property
+    def is_response(self) -> bool:
+        """True for a response."""
+        return self.status is not None
+
+    # ------------------------------------------------------------ defects
+    @property
+    def defects(self) -> tuple[Defect, ...]:
+        """Every defect: framing ones and those of the typed headers and body."""
+        from sipchain.wire import _validate
+
+        def compute() -> tuple[Defect, ...]:
+            try:
+                return self.framing_defects + _validate.check(self)
+            except Exception as exc:  # a checker bug must not hide the message
+                return (*self.framing_defects, Defect("internal", f"rule check failed: {exc!r}"))
+
+        return self._memo("defects", compute)
+
+    # ------------------------------------------------------------ hot path
+    @property
+    def request_uri(self) -> Uri | None:
+        """The Request-URI, parsed (``None`` for a response)."""
+        from sipchain.wire import _headers
+
+        return self._memo(
+            "request_uri", lambda: _headers.parse_uri(self.target) if self.target else None
+        )
+
+    @property
+    def call_id(self) -> str | None:
+        """The Call-ID value, or ``None``."""
+        return self.headers.get("Call-ID")
+
+    @property
+    def cseq(self) -> CSeq | None:
+        """The CSeq header, or ``None`` when absent or unreadable."""
+        from sipchain.wire import _headers
+
+        return self._memo("cseq", lambda: _headers.cseq_of(self.headers.get("CSeq")))
+
+    @property
+    def from_tag(self) -> str | None:
+        """The From header's tag, or ``None``."""
+        from sipchain.wire import _headers
+
+        return self._memo("from_tag", lambda: _headers.tag_of(self.headers.get("From")))
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To header's tag, or ``None``."""
+        from sipchain.wire import _headers
+
+        return self._memo("to_tag", lambda: _headers.tag_of(self.headers.get("To")))
+
+    @property
+    def branch(self) -> str | None:
+        """The top Via's branch parameter, or ``None``."""
+        from sipchain.wire import _headers
+
+        return self._memo("branch", lambda: _headers.top_branch_of(self.headers.get("Via")))
+
+    # ------------------------------------------------------------ typed views
+    def _name_addr(self, name: str) -> NameAddr | None:
+        from sipchain.wire import _headers
+
+        return self._memo(name, lambda: _headers.name_addr_of(self.headers.get(name)))
+
+    def _name_addrs(self, name: str) -> tuple[NameAddr, ...]:
+        from sipchain.wire import _headers
+
+        return self._memo(name, lambda: _headers.name_addr_list(self.headers.get_all(name)))
+
+    @property
+    def from_(self) -> NameAddr | None:
+        """The From header, parsed."""
+        return self._name_addr("From")
+
+    @property
+    def to(self) -> NameAddr | None:
+        """The To header, parsed."""
+        return self._name_addr("To")
+
+    @property
+    def via(self) -> tuple[Via, ...]:
+        """Every Via value in order (top first), comma lists split."""
+        from sipchain.wire import _headers
+
+        return self._memo("via", lambda: _headers.via_list(self.headers.get_all("Via")))
+
+    @property
+    def contact(self) -> tuple[NameAddr, ...]:
+        """Contact values (empty for ``Contact: *``, see ``contact_is_wildcard``)."""
+        return self._name_addrs("Contact")
+
+    @property
+    def contact_is_wildcard(self) -> bool:
+        """True for ``Contact: *`` (RFC 3261 §10.2.2)."""
+        return any(v.strip() == "*" for v in self.headers.get_all("Contact"))
+
+    @property
+    def route(self) -> tuple[NameAddr, ...]:
+        """Route values in order."""
+        return self._name_addrs("Route")
+
+    @property
+    def record_route(self) -> tuple[NameAddr, ...]:
+        """Record-Route values in order."""
+        return self._name_addrs("Record-Route")
+
+    @property
+    def diversion(self) -> tuple[NameAddr, ...]:
+        """Diversion values (RFC 5806), with their ``reason``/``counter`` params."""
+        return self._name_addrs("Diversion")
+
+    @property
+    def asserted_identity(self) -> tuple[NameAddr, ...]:
+        """P-Asserted-Identity values (RFC 3325)."""
+        return self._name_addrs("P-Asserted-Identity")
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards as a number, or ``None``."""
+        from sipchain.wire import _headers
+
+        return self._memo("max_forwards", lambda: _headers.int_of(self.headers.get("Max-Forwards")))
+
+    @property
+    def content_length(self) -> int | None:
+        """Content-Length as a number, or ``None`` when absent or unreadable."""
+        from sipchain.wire import _headers
+
+        return self._memo(
+            "content_length", lambda: _headers.int_of(self.headers.get("Content-Length"))
+        )
+
+    @property
+    def content_type(self) -> str | None:
+        """The body's media type, lower-cased, without parameters, or ``None``."""
+        value = self.headers.get("Content-Type")
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+    @property
+    def session_id(self) -> SessionId | None:
+        """RFC 7989 Session-ID, or ``None``."""
+        from sipchain.wire import _headers
+
+        return self._memo(
+            "session_id", lambda: _headers.session_id_of(self.headers.get("Session-ID"))
+        )
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        """Every RFC 3326 Reason value, in order."""
+        from sipchain.wire import _headers
+
+        return self._memo("reasons", lambda: _headers.reason_list(self.headers.get_all("Reason")))
+
+    @property
+    def history_info(self) -> tuple[HistoryInfoEntry, ...]:
+        """RFC 7044 History-Info entries, in order."""
+        from sipchain.wire import _headers
+
+        return self._memo(
+            "history_info", lambda: _headers.history_info_list(self.headers.get_all("History-Info"))
+        )
+
+    @property
+    def charging_vector(self) -> ChargingVector | None:
+        """RFC 7315 P-Charging-Vector, or ``None``."""
+        from sipchain.wire import _headers
+
+        return self._memo(
+            "charging_vector",
+            lambda: _headers.charging_vector_of(self.headers.get("P-Charging-Vector")),
+        )
+
+    # ------------------------------------------------------------ bodies
+    @property
+    def parts(self) -> tuple[BodyPart, ...]:
+        """Parts of a multipart body (empty for any other body)."""
+        from sipchain.wire import _multipart
+
+        return self._memo(
+            "parts", lambda: _multipart.parts_of(self.headers.get("Content-Type"), self.body)
+        )
+
+    @property
+    def sdp(self) -> SessionDescription | None:
+        """The SDP body (directly, or the first ``application/sdp`` part), or ``None``."""
+        from sipchain.wire import _sdp
+
+        def compute() -> SessionDescription | None:
+            if self.content_type == "application/sdp":
+                return _sdp.parse_sdp(self.body)
+            for part in self.parts:
+                if part.content_type == "application/sdp":
+                    return _sdp.parse_sdp(part.body)
+            return None
+
+        return self._memo("sdp", compute)
+
+    def __str__(self) -> str:
+        return self.start_line
