@@ -14,13 +14,10 @@ correlator (start line, Call-ID, CSeq, tags, top Via branch) stays cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import attrs
-
-if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    pass
 
 __all__ = [
     "BodyPart",
@@ -115,6 +112,9 @@ def canonical_header_name(name: str) -> str:
 def _lookup_key(name: str) -> str:
     return _CANONICAL.get(name.lower(), name).lower()
 
+
+# token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" )
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 _FOLD = re.compile(r"\r?\n[ \t]+|\r(?=[ \t])")
 
@@ -414,37 +414,112 @@ class HeaderField:
         return unfold(self.raw_value)
 
 
+_Table = tuple[
+    tuple[tuple[str, str, str], ...],  # entries
+    tuple[int, ...],  # offsets
+    dict[str, list[int]],  # lower-cased canonical name -> positions
+    tuple[Defect, ...],  # line-level defects
+]
+
+
 @attrs.frozen
 class Headers:
     """Header fields in wire order, with case-insensitive lookup.
 
-    Each entry is ``(raw_name, canonical_name, raw_value)``. Compact forms are
-    expanded for lookup, so ``get("Call-ID")`` finds an ``i:`` line. ``get``
-    always returns ``str | None`` and ``get_all`` always a tuple of ``str`` (one
-    per header line, unfolded and stripped; comma-separated lists are split by
-    the typed accessors of :class:`SipMessage`, not here).
+    Holds the header block as decoded text (``text``: the lines between the
+    start line and the empty line, separated by ``newline``) and derives the
+    table on first use, so a parser that only needs a few fields never pays
+    for the rest.
+
+    Each entry is ``(raw_name, canonical_name, raw_value)``; ``raw_value`` is
+    everything after the colon, folding included. Compact forms are expanded
+    for lookup, so ``get("Call-ID")`` finds an ``i:`` line. ``get`` always
+    returns ``str | None`` and ``get_all`` always a tuple of ``str`` (one per
+    header line, unfolded and stripped; comma-separated lists are split by the
+    typed accessors of :class:`SipMessage`, not here).
     """
 
-    entries: tuple[tuple[str, str, str], ...] = ()
-    offsets: tuple[int, ...] = attrs.field(default=(), eq=False, repr=False)
-    _index: dict[str, list[int]] | None = attrs.field(
-        default=None, init=False, eq=False, repr=False, hash=False
-    )
+    text: str = ""
+    base_offset: int = attrs.field(default=0, eq=False, repr=False)
+    newline: str = attrs.field(default="\r\n", eq=False, repr=False)
+    _table: _Table | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @classmethod
-    def from_pairs(cls, pairs: Iterator[tuple[str, str]] | list[tuple[str, str]]) -> Headers:
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
         """Build from ``(name, value)`` pairs, as a builder would write them."""
-        return cls(tuple((n, canonical_header_name(n), " " + v) for n, v in pairs))
+        return cls("\r\n".join(f"{n}: {v}" for n, v in pairs))
+
+    # ------------------------------------------------------------ the table
+    def _build(self) -> _Table:
+        table = self._table
+        if table is not None:
+            return table
+        entries: list[tuple[str, str, str]] = []
+        offsets: list[int] = []
+        index: dict[str, list[int]] = {}
+        defects: list[Defect] = []
+        text = self.text
+        newline = self.newline
+        offset = self.base_offset
+        lines = text.split(newline) if text else []
+        if newline == "\r\n" and "\n" in text.replace("\r\n", ""):
+            fixed: list[str] = []
+            for line in lines:
+                if "\n" in line:
+                    defects.append(Defect("bare-lf", "header line ends with LF instead of CRLF", offset))
+                    fixed.extend(line.split("\n"))
+                else:
+                    fixed.append(line)
+            lines = fixed
+        ascii_text = text.isascii()
+        step = len(newline)
+        for line in lines:
+            first = line[:1]
+            if first == " " or first == "\t":
+                if entries:
+                    raw_name, name, raw_value = entries[-1]
+                    entries[-1] = (raw_name, name, raw_value + newline + line)
+                else:
+                    defects.append(Defect("bad-folding", "continuation line before any header", offset))
+            else:
+                raw_name, colon, raw_value = line.partition(":")
+                if not colon:
+                    defects.append(Defect("header-without-colon", f"header line without ':' ({line!r})", offset))
+                else:
+                    raw_name = raw_name.rstrip(" \t")
+                    if not _TOKEN.fullmatch(raw_name):
+                        defects.append(
+                            Defect("bad-header-name", f"header name {raw_name!r} is not a token", offset)
+                        )
+                    canonical = canonical_header_name(raw_name)
+                    index.setdefault(canonical.lower(), []).append(len(entries))
+                    entries.append((raw_name, canonical, raw_value))
+                    offsets.append(offset)
+            length = len(line) if ascii_text else len(line.encode("utf-8", "surrogateescape"))
+            offset += length + step
+        table = (tuple(entries), tuple(offsets), index, tuple(defects))
+        object.__setattr__(self, "_table", table)
+        return table
+
+    @property
+    def entries(self) -> tuple[tuple[str, str, str], ...]:
+        """``(raw_name, canonical_name, raw_value)`` for every header line, in order."""
+        return self._build()[0]
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Byte offset of each entry's line in the message."""
+        return self._build()[1]
+
+    @property
+    def line_defects(self) -> tuple[Defect, ...]:
+        """Lines that are not ``name: value`` (no colon, bad name, stray folding)."""
+        return self._build()[3]
 
     def _positions(self, name: str) -> list[int]:
-        index = self._index
-        if index is None:
-            index = {}
-            for i, (_, canonical, _) in enumerate(self.entries):
-                index.setdefault(canonical.lower(), []).append(i)
-            object.__setattr__(self, "_index", index)
-        return index.get(_lookup_key(name), [])
+        return self._build()[2].get(_lookup_key(name), [])
 
+    # ------------------------------------------------------------ lookups
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` (unfolded, stripped), or ``default``."""
         pos = self._positions(name)
@@ -457,12 +532,9 @@ class Headers:
 
     def fields(self, name: str | None = None) -> tuple[HeaderField, ...]:
         """The header lines (all, or those called ``name``) as :class:`HeaderField`."""
-        positions = range(len(self.entries)) if name is None else self._positions(name)
-        offsets = self.offsets
-        return tuple(
-            HeaderField(*self.entries[i], offsets[i] if i < len(offsets) else None)
-            for i in positions
-        )
+        entries, offsets, _, _ = self._build()
+        positions = range(len(entries)) if name is None else self._positions(name)
+        return tuple(HeaderField(*entries[i], offsets[i]) for i in positions)
 
     def names(self) -> tuple[str, ...]:
         """Canonical names in wire order (with repeats)."""
@@ -660,38 +732,65 @@ class SipMessage:
             "request_uri", lambda: _headers.parse_uri(self.target) if self.target else None
         )
 
+    # The parser primes these five in ``_cache``; a message built another way
+    # (``attrs.evolve``) computes them from the header table on first read.
+    def _hot(self, key: str) -> Any:
+        from sipchain.wire import _headers
+
+        get = self.headers.get
+        if key == "call_id":
+            value: Any = get("Call-ID")
+        elif key == "cseq":
+            value = _headers.cseq_of(get("CSeq"))
+        elif key == "from_tag":
+            value = _headers.tag_of(get("From"))
+        elif key == "to_tag":
+            value = _headers.tag_of(get("To"))
+        else:
+            vias = self.headers.get_all("Via")
+            value = _headers.top_branch_of(vias[0]) if vias else None
+        self._cache[key] = value
+        return value
+
     @property
     def call_id(self) -> str | None:
         """The Call-ID value, or ``None``."""
-        return self.headers.get("Call-ID")
+        try:
+            return self._cache["call_id"]  # type: ignore[no-any-return]
+        except KeyError:
+            return self._hot("call_id")  # type: ignore[no-any-return]
 
     @property
     def cseq(self) -> CSeq | None:
         """The CSeq header, or ``None`` when absent or unreadable."""
-        from sipchain.wire import _headers
-
-        return self._memo("cseq", lambda: _headers.cseq_of(self.headers.get("CSeq")))
+        try:
+            return self._cache["cseq"]  # type: ignore[no-any-return]
+        except KeyError:
+            return self._hot("cseq")  # type: ignore[no-any-return]
 
     @property
     def from_tag(self) -> str | None:
         """The From header's tag, or ``None``."""
-        from sipchain.wire import _headers
-
-        return self._memo("from_tag", lambda: _headers.tag_of(self.headers.get("From")))
+        try:
+            return self._cache["from_tag"]  # type: ignore[no-any-return]
+        except KeyError:
+            return self._hot("from_tag")  # type: ignore[no-any-return]
 
     @property
     def to_tag(self) -> str | None:
         """The To header's tag, or ``None``."""
-        from sipchain.wire import _headers
-
-        return self._memo("to_tag", lambda: _headers.tag_of(self.headers.get("To")))
+        try:
+            return self._cache["to_tag"]  # type: ignore[no-any-return]
+        except KeyError:
+            return self._hot("to_tag")  # type: ignore[no-any-return]
 
     @property
     def branch(self) -> str | None:
         """The top Via's branch parameter, or ``None``."""
-        from sipchain.wire import _headers
-
-        return self._memo("branch", lambda: _headers.top_branch_of(self.headers.get("Via")))
+        try:
+            return self._cache["branch"]  # type: ignore[no-any-return]
+        except KeyError:
+            return self._hot("branch")  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ typed views
     def _name_addr(self, name: str) -> NameAddr | None:

@@ -88,7 +88,7 @@ def test_several_messages_in_one_buffer_and_keepalives() -> None:
     offsets = []
     p2 = SipStreamParser()
     p2.receive_data(stream)
-    while (m := p2.next_message()) is not NEED_DATA:
+    while p2.next_message() is not NEED_DATA:
         offsets.append(p2.last_offset)
     expected, pos = [], 0
     for d in datas:

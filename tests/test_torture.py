@@ -106,11 +106,7 @@ def test_invalid_message_rejected_in_strict_mode(row: dict[str, str]) -> None:
 @pytest.mark.parametrize("row", INVALID)
 def test_invalid_message_named_in_lenient_mode(row: dict[str, str]) -> None:
     data = _load(row)
-    try:
-        message = parse_message(data)
-    except SipParseError as exc:  # allowed by the RFC: reject outright
-        assert exc.code == EXPECTED_CODE[Path(row["file"]).stem]
-        return
+    message = parse_message(data)  # lenient mode reads every invalid message
     codes = [d.code for d in message.defects if d.violation]
     assert EXPECTED_CODE[Path(row["file"]).stem] in codes
     assert message.raw == data

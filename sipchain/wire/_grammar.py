@@ -30,6 +30,13 @@ CALL_ID = re.compile(f"[{WORD_CHARS}]+(?:@[{WORD_CHARS}]+)?")
 # Method = INVITEm / ACKm / OPTIONSm / BYEm / CANCELm / REGISTERm / extension-method
 # extension-method = token
 METHOD = TOKEN
+#: Methods of RFC 3261 and its extensions, known to be tokens (skips the regex).
+COMMON_METHODS = frozenset(
+    [
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE",
+        "INFO", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH",
+    ]
+)
 
 # SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT
 SIP_VERSION = re.compile(r"SIP/(\d+)\.(\d+)", re.IGNORECASE)
@@ -41,6 +48,12 @@ STATUS_CODE = re.compile(r"[1-6]\d\d")
 # Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII / UTF8-CONT / SP / HTAB)
 # i.e. anything but CTLs other than HTAB; checked by REASON_BAD_CHARS.
 REASON_BAD_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+# Header values are TEXT-UTF8 / LWS / quoted-pair; a CTL other than HTAB may
+# appear only escaped in a quoted-pair ("\" %x00-09 / %x0B-0C / %x0E-7F).
+VALUE_BAD_CTL = re.compile(r"(?<!\\)[\x00-\x08\x0a-\x1f\x7f]")
+# octets that are not UTF-8 survive decoding as lone surrogates U+DC80..U+DCFF
+NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 # header-name = token ; HCOLON = *( SP / HTAB ) ":" SWS
 HEADER_NAME = TOKEN

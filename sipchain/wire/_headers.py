@@ -502,10 +502,15 @@ def via_list(values: Iterable[str], defects: Defects = None) -> tuple[Via, ...]:
 # ---------------------------------------------------------------------------
 
 
+
+
 def cseq_of(value: str | None) -> CSeq | None:
     """CSeq = 1*DIGIT LWS Method; ``None`` when absent or unreadable."""
     if value is None:
         return None
+    number, sp, method = value.partition(" ")
+    if sp and method in g.COMMON_METHODS and number.isdigit() and number.isascii():
+        return CSeq(int(number), method)
     m = g.CSEQ.fullmatch(value)
     if not m:
         return None
@@ -513,14 +518,25 @@ def cseq_of(value: str | None) -> CSeq | None:
 
 
 def tag_of(value: str | None) -> str | None:
-    """The ``tag`` header parameter of a From/To value, cheaply."""
+    """The ``tag`` header parameter of a From/To value, cheaply.
+
+    Header parameters follow the URI's closing ``>`` (or, for a bare
+    addr-spec, the URI itself); a display name cannot hide a ``>`` after the
+    real one, so only a quote among the parameters needs the full grammar.
+    """
     if value is None:
         return None
-    if '"' in value:
-        na = parse_name_addr(value)
-        return na.tag
     gt = value.rfind(">")
     tail = value[gt + 1 :] if gt >= 0 else value
+    if '"' in tail:
+        return parse_name_addr(value).tag
+    i = tail.find(";tag=")
+    if i >= 0:  # the usual spelling: no LWS, lower case
+        m = g.TOKEN.match(tail, i + 5)
+        if m:
+            return m.group()
+    elif "tag" not in tail.lower():
+        return None
     m = g.TAG_PARAM.search(tail)
     return m.group(1) if m else None
 
@@ -531,6 +547,14 @@ def top_branch_of(value: str | None) -> str | None:
         return None
     comma = value.find(",")
     first = value if comma < 0 else value[:comma]
+    i = first.find(";branch=")
+    if i >= 0:  # the usual spelling: no LWS, lower case
+        i += 8
+        end = first.find(";", i)
+        branch = first[i:] if end < 0 else first[i:end]
+        branch = branch.rstrip(" \t")
+        if branch and " " not in branch and "\t" not in branch:
+            return branch
     m = g.BRANCH_PARAM.search(first)
     return m.group(1) if m else None
 

@@ -12,10 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sipchain.errors import SipParseError
-from sipchain.model import Defect, Headers, SipMessage, canonical_header_name
+from sipchain.model import Defect, Headers, SipMessage, canonical_header_name, unfold
 from sipchain.wire import _grammar as g
+from sipchain.wire import _headers as _h
 
-__all__ = ["build_message", "parse_header_block", "parse_message", "serialize"]
+__all__ = [
+    "DEFAULT_MAX_HEADERS",
+    "DEFAULT_MAX_SIZE",
+    "build_message",
+    "parse_header_block",
+    "parse_message",
+    "serialize",
+]
 
 _CRLF = b"\r\n"
 
@@ -27,61 +35,15 @@ def _decode(data: bytes) -> str:
 def parse_header_block(
     block: bytes, base_offset: int, defects: list[Defect], *, newline: bytes = _CRLF
 ) -> Headers:
-    """Split a header block (no start line, no empty line) into a :class:`Headers`.
+    """Wrap a header block (no start line, no empty line) in a :class:`Headers`.
 
-    Folded continuation lines (starting with SP or HTAB) are kept in the
-    ``raw_value`` of the header they continue. A line without a colon is
-    recorded as a defect and left out of the table (its bytes stay in ``raw``).
-    ``base_offset`` is the block's offset in the message, for defect offsets.
+    Line-level problems (a line without a colon, a bad name, stray folding) are
+    appended to ``defects``; ``base_offset`` is the block's offset in the
+    message or body, so defect and header offsets point into it.
     """
-    entries: list[tuple[str, str, str]] = []
-    offsets: list[int] = []
-    if not block:
-        return Headers()
-    offset = base_offset
-    step = len(newline)
-    lines = block.split(newline)
-    if newline == _CRLF and b"\n" in block:
-        # bare LF inside a CRLF message: split further, but say so.
-        fixed: list[bytes] = []
-        for line in lines:
-            if b"\n" in line:
-                defects.append(
-                    Defect("bare-lf", "header line ends with LF instead of CRLF", offset, True)
-                )
-                fixed.extend(line.split(b"\n"))
-            else:
-                fixed.append(line)
-        lines = fixed
-    for line in lines:
-        first = line[:1]
-        if first == b" " or first == b"\t":
-            if entries:
-                raw_name, name, raw_value = entries[-1]
-                entries[-1] = (raw_name, name, raw_value + "\r\n" + _decode(line))
-            else:
-                defects.append(
-                    Defect("bad-folding", "continuation line before any header", offset, True)
-                )
-        else:
-            colon = line.find(b":")
-            if colon < 0:
-                text = _decode(line)
-                defects.append(
-                    Defect("header-without-colon", f"header line without ':' ({text!r})", offset, True)
-                )
-            else:
-                raw_name = line[:colon].rstrip(b" \t").decode("ascii", "surrogateescape")
-                if not g.TOKEN.fullmatch(raw_name):
-                    defects.append(
-                        Defect("bad-header-name", f"header name {raw_name!r} is not a token", offset, True)
-                    )
-                entries.append(
-                    (raw_name, canonical_header_name(raw_name), _decode(line[colon + 1 :]))
-                )
-                offsets.append(offset)
-        offset += len(line) + step
-    return Headers(tuple(entries), tuple(offsets))
+    headers = Headers(_decode(block), base_offset, newline.decode("ascii"))
+    defects.extend(headers.line_defects)
+    return headers
 
 
 def _parse_start_line(
@@ -141,7 +103,19 @@ def _check_version(version: str, defects: list[Defect], offset: int) -> None:
             defects.append(Defect("bad-version", f"unsupported protocol version {version}", offset, True))
 
 
-def parse_message(data: bytes | bytearray | memoryview, *, strict: bool = False) -> SipMessage:
+#: Largest message ``parse_message`` reads (bytes); larger input is refused.
+DEFAULT_MAX_SIZE = 1 << 20
+#: Most header lines ``parse_message`` reads; more is refused.
+DEFAULT_MAX_HEADERS = 1000
+
+
+def parse_message(
+    data: bytes | bytearray | memoryview,
+    *,
+    strict: bool = False,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_headers: int = DEFAULT_MAX_HEADERS,
+) -> SipMessage:
     """Parse one SIP message from a datagram or an export record.
 
     Lenient by default: deviations are recorded in ``SipMessage.defects`` and
@@ -150,15 +124,24 @@ def parse_message(data: bytes | bytearray | memoryview, *, strict: bool = False)
     the message (beyond Content-Length) are a defect, never a second message
     (RFC 4475 §3.1.1.8); they stay in ``raw`` so nothing is lost.
 
-    Only :class:`~sipchain.SipParseError` is raised, whatever the input.
+    ``max_size`` and ``max_headers`` bound the work done on hostile input;
+    beyond them the input is refused with ``SipParseError`` (code
+    ``"too-large"``) in either mode. Only :class:`~sipchain.SipParseError` is
+    raised, whatever the input.
     """
     given: object = data
     if isinstance(given, bytearray | memoryview):
         given = bytes(given)
     if not isinstance(given, bytes):
         raise SipParseError(f"expected bytes, got {type(given).__name__}", code="not-bytes")
+    if len(given) > max_size:
+        raise SipParseError(
+            f"message of {len(given)} octets exceeds the limit of {max_size}", code="too-large"
+        )
     try:
-        message = _parse(given)
+        message = _parse_fast(given, max_headers)
+        if message is None:
+            message = _parse_general(given, max_headers)
         if strict:
             for defect in message.defects:
                 if defect.violation:
@@ -170,7 +153,161 @@ def parse_message(data: bytes | bytearray | memoryview, *, strict: bool = False)
     return message
 
 
-def _parse(data: bytes) -> SipMessage:
+# ---------------------------------------------------------------------------
+# The fields every correlator reads, found in one pass over the header lines
+# ---------------------------------------------------------------------------
+
+_HOT_KEYS = {
+    "call-id": "call-id",
+    "i": "call-id",
+    "cseq": "cseq",
+    "from": "from",
+    "f": "from",
+    "to": "to",
+    "t": "to",
+    "via": "via",
+    "v": "via",
+    "content-length": "content-length",
+    "l": "content-length",
+}
+_HOT_FIRST = frozenset("cCiIfFtTvVlL")
+_name_keys: dict[str, str] = {}  # raw header name -> hot key ("" when not hot)
+
+
+def _hot_key(name: str) -> str:
+    key = _name_keys.get(name)
+    if key is None:
+        key = _HOT_KEYS.get(name.rstrip(" \t").lower(), "")
+        if len(_name_keys) < 4096:  # bounded: hostile input cannot grow it
+            _name_keys[name] = key
+    return key
+
+
+def _parse_fast(data: bytes, max_headers: int) -> SipMessage | None:
+    """The common shape (CRLF lines, no folding, clean start line), or ``None``."""
+    blank = data.find(b"\r\n\r\n")
+    if blank <= 0 or data[0] in (13, 10):
+        return None
+    head = _decode(data[:blank])
+    lines = head.split("\r\n")
+    if len(head.splitlines()) != len(lines):
+        return None  # a bare CR or LF: the general path handles it
+    if len(lines) > max_headers:
+        raise SipParseError(f"more than {max_headers} header lines", code="too-large")
+    start_line = lines[0]
+    method = target = reason = None
+    status = None
+    if start_line.startswith("SIP/2.0 "):
+        code = start_line[8:11]
+        if not (len(start_line) > 11 and start_line[11] == " " and g.STATUS_CODE.fullmatch(code)):
+            return None
+        reason = start_line[12:]
+        if not (reason.isascii() and reason.isprintable()) and g.REASON_BAD_CHARS.search(reason):
+            return None
+        status = int(code)
+    else:
+        parts = start_line.split(" ")
+        if len(parts) != 3 or parts[2] != "SIP/2.0":
+            return None
+        method, target, _ = parts
+        if not target or target[0] == "<" or not (
+            method in g.COMMON_METHODS or g.METHOD.fullmatch(method)
+        ):
+            return None
+    hot: dict[str, str] = {}
+    lengths: list[str] = []
+    for line in lines[1:]:
+        first = line[:1]
+        if first in _HOT_FIRST:
+            name, colon, value = line.partition(":")
+            if colon:
+                key = _hot_key(name)
+                if key:
+                    if key == "content-length":
+                        lengths.append(value.strip(" \t"))
+                    elif key not in hot:
+                        hot[key] = value
+        elif first == " " or first == "\t":
+            return None  # folding: the general path handles it
+    header_start = len(start_line) + 2
+    headers = Headers(head[header_start:] if len(lines) > 1 else "", header_start)
+    defects: list[Defect] = []
+    body, length = _frame(data, blank + 4, lengths, defects)
+    message = SipMessage(
+        data, start_line, headers, body, method, target, status, reason, "SIP/2.0", length, tuple(defects)
+    )
+    _prime(message, hot.get("call-id"), hot.get("cseq"), hot.get("from"), hot.get("to"), hot.get("via"))
+    return message
+
+
+def _prime(
+    message: SipMessage,
+    call_id: str | None,
+    cseq: str | None,
+    from_: str | None,
+    to: str | None,
+    via: str | None,
+) -> None:
+    """Fill the message's cache with the hot fields, from their raw values."""
+    cache = message._cache  # the parser primes the message it built
+    cache["call_id"] = unfold(call_id) if call_id is not None else None
+    cache["cseq"] = _h.cseq_of(unfold(cseq)) if cseq is not None else None
+    cache["from_tag"] = _h.tag_of(unfold(from_)) if from_ is not None else None
+    cache["to_tag"] = _h.tag_of(unfold(to)) if to is not None else None
+    cache["branch"] = _h.top_branch_of(unfold(via)) if via is not None else None
+
+
+def _frame(
+    data: bytes, body_start: int, lengths: list[str], defects: list[Defect]
+) -> tuple[bytes, int]:
+    """Body and message length from the Content-Length values (RFC 3261 §18.3)."""
+    n = len(data)
+    if not lengths:
+        return data[body_start:], n
+    if len(lengths) > 1 and len(set(lengths)) > 1:
+        defects.append(
+            Defect(
+                "conflicting-content-length",
+                f"several Content-Length values: {', '.join(lengths)}",
+                body_start,
+                True,
+            )
+        )
+        return data[body_start:], n
+    cl = lengths[0]
+    if not (cl.isdigit() and cl.isascii()):
+        defects.append(
+            Defect("bad-content-length", f"Content-Length {cl!r} is not a number", body_start, True)
+        )
+        return data[body_start:], n
+    want = int(cl)
+    have = n - body_start
+    if want > have:
+        defects.append(
+            Defect(
+                "body-truncated",
+                f"Content-Length is {want} but only {have} octets follow the headers",
+                n,
+                True,
+            )
+        )
+        return data[body_start:], n
+    if want < have:
+        end = body_start + want
+        defects.append(
+            Defect(
+                "trailing-data",
+                f"{have - want} octets after the message (beyond Content-Length {want}) ignored",
+                end,
+                False,
+            )
+        )
+        return data[body_start:end], end
+    return data[body_start:], n
+
+
+def _parse_general(data: bytes, max_headers: int) -> SipMessage:
+    """Any shape: leading CRLF, bare LF, folding, odd start lines, no empty line."""
     defects: list[Defect] = []
     start = 0
     n = len(data)
@@ -210,51 +347,12 @@ def _parse(data: bytes) -> SipMessage:
         block_end = end
         body_start = end + len(blank)
     block = data[header_start:block_end] if block_end > header_start else b""
-    headers = parse_header_block(block, header_start, defects, newline=newline)
-
-    length = n
-    body = data[body_start:]
-    cl_values = headers.get_all("Content-Length")
-    if cl_values:
-        if len(set(cl_values)) > 1:
-            defects.append(
-                Defect(
-                    "conflicting-content-length",
-                    f"several Content-Length values: {', '.join(cl_values)}",
-                    body_start,
-                    True,
-                )
-            )
-        else:
-            cl = cl_values[0]
-            if not (cl.isdigit() and cl.isascii()):
-                defects.append(
-                    Defect("bad-content-length", f"Content-Length {cl!r} is not a number", body_start, True)
-                )
-            else:
-                want = int(cl)
-                have = n - body_start
-                if want > have:
-                    defects.append(
-                        Defect(
-                            "body-truncated",
-                            f"Content-Length is {want} but only {have} octets follow the headers",
-                            n,
-                            True,
-                        )
-                    )
-                elif want < have:
-                    length = body_start + want
-                    body = data[body_start:length]
-                    defects.append(
-                        Defect(
-                            "trailing-data",
-                            f"{have - want} octets after the message (beyond Content-Length {want}) ignored",
-                            length,
-                            False,
-                        )
-                    )
-    return SipMessage(
+    if block.count(b"\n") >= max_headers:
+        raise SipParseError(f"more than {max_headers} header lines", code="too-large")
+    headers = Headers(_decode(block), header_start, newline.decode("ascii"))
+    body, length = _frame(data, body_start, list(headers.get_all("Content-Length")), defects)
+    vias = headers.get_all("Via")
+    message = SipMessage(
         data,
         start_line,
         headers,
@@ -267,6 +365,15 @@ def _parse(data: bytes) -> SipMessage:
         length,
         tuple(defects),
     )
+    _prime(
+        message,
+        headers.get("Call-ID"),
+        headers.get("CSeq"),
+        headers.get("From"),
+        headers.get("To"),
+        vias[0] if vias else None,
+    )
+    return message
 
 
 def serialize(message: SipMessage) -> bytes:

@@ -117,9 +117,6 @@ class SipStreamParser:
         self._scan = 0
         return data
 
-    def _fail(self, reason: str, code: str) -> SipParseError:
-        return SipParseError(reason, code=code, offset=self.consumed)
-
     def _skip_keepalives(self) -> None:
         buf = self._buf
         i = 0
@@ -153,7 +150,11 @@ class SipStreamParser:
         return m is not None
 
     def next_message(self) -> SipMessage | Literal[_Sentinel.NEED_DATA]:
-        """The next complete message, or :data:`NEED_DATA`."""
+        """The next complete message, or :data:`NEED_DATA`.
+
+        When it raises :class:`~sipchain.SipParseError`, the offending bytes have
+        been consumed, so the next call goes on with what follows them.
+        """
         self._skip_keepalives()
         buf = self._buf
         if not buf or buf == b"\r":
@@ -183,7 +184,11 @@ class SipStreamParser:
         defect: Defect | None = None
         if m is None:
             if self.strict:
-                raise self._fail("message on a stream has no Content-Length", "missing-content-length")
+                offset = self.consumed
+                self._take(blank + sep)
+                raise SipParseError(
+                    "message on a stream has no Content-Length", code="missing-content-length", offset=offset
+                )
             length = 0
             defect = Defect("missing-content-length", "no Content-Length on a stream; body taken as empty", blank, True)
         else:

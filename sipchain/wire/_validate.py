@@ -92,15 +92,25 @@ def _check_header(
 
 def check(message: SipMessage) -> tuple[Defect, ...]:
     """Every rule defect of ``message`` (framing defects are not repeated)."""
-    out: list[Defect] = []
     headers = message.headers
+    out: list[Defect] = list(headers.line_defects)
     offsets = headers.offsets
     counts: dict[str, int] = {}
+    repeated_at: dict[str, int] = {}
     for i, (_, canonical, raw_value) in enumerate(headers.entries):
         key = canonical.lower()
         counts[key] = counts.get(key, 0) + 1
-        offset = offsets[i] if i < len(offsets) else None
-        _check_header(canonical, unfold(raw_value), offset, message, out)
+        offset = offsets[i]
+        if counts[key] == 2:
+            repeated_at[key] = offset
+        value = unfold(raw_value)
+        if g.VALUE_BAD_CTL.search(value):
+            out.append(Defect("control-character", f"{canonical}: control character in the value", offset, True))
+        if g.NOT_UTF8.search(value):
+            out.append(Defect("invalid-utf8", f"{canonical}: value is not valid UTF-8", offset, True))
+        _check_header(canonical, value, offset, message, out)
+    if g.NOT_UTF8.search(message.start_line):
+        out.append(Defect("invalid-utf8", "start line is not valid UTF-8", 0, True))
 
     for name in REQUIRED:
         if name.lower() not in counts:
@@ -112,7 +122,12 @@ def check(message: SipMessage) -> tuple[Defect, ...]:
     for key in sorted(g.SINGLE_VALUED):
         if counts.get(key, 0) > 1 and key != "content-length":  # framing reports that one
             out.append(
-                Defect("repeated-header", f"{key} appears {counts[key]} times but allows one value", None, True)
+                Defect(
+                    "repeated-header",
+                    f"{key} appears {counts[key]} times but allows one value",
+                    repeated_at[key],
+                    True,
+                )
             )
 
     if message.target is not None:
