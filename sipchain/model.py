@@ -461,19 +461,26 @@ class Headers:
         text = self.text
         newline = self.newline
         offset = self.base_offset
-        lines = text.split(newline) if text else []
-        if newline == "\r\n" and "\n" in text.replace("\r\n", ""):
-            fixed: list[str] = []
-            for line in lines:
-                if "\n" in line:
-                    defects.append(Defect("bare-lf", "header line ends with LF instead of CRLF", offset))
-                    fixed.extend(line.split("\n"))
+        # (line, offset of the line, length of the line end after it)
+        if text and newline == "\r\n" and "\n" in text.replace("\r\n", ""):
+            pieces: list[tuple[str, int]] = []
+            for piece in text.split("\n"):
+                if piece.endswith("\r"):
+                    pieces.append((piece[:-1], 2))
                 else:
-                    fixed.append(line)
-            lines = fixed
+                    pieces.append((piece, 1))
+        else:
+            step = len(newline)
+            pieces = [(line, step) for line in text.split(newline)] if text else []
         ascii_text = text.isascii()
-        step = len(newline)
-        for line in lines:
+        lines: list[tuple[str, int, int]] = []
+        for line, step in pieces:
+            lines.append((line, offset, step))
+            length = len(line) if ascii_text else len(line.encode("utf-8", "surrogateescape"))
+            offset += length + step
+        for index_, (line, offset, step) in enumerate(lines):
+            if step == 1 and newline == "\r\n" and index_ < len(lines) - 1:
+                defects.append(Defect("bare-lf", "header line ends with LF instead of CRLF", offset))
             first = line[:1]
             if first == " " or first == "\t":
                 if entries:
@@ -495,8 +502,6 @@ class Headers:
                     index.setdefault(canonical.lower(), []).append(len(entries))
                     entries.append((raw_name, canonical, raw_value))
                     offsets.append(offset)
-            length = len(line) if ascii_text else len(line.encode("utf-8", "surrogateescape"))
-            offset += length + step
         table = (tuple(entries), tuple(offsets), index, tuple(defects))
         object.__setattr__(self, "_table", table)
         return table
@@ -588,7 +593,7 @@ class SdpRtpMap:
 
     payload_type: int
     encoding: str
-    clock_rate: int
+    clock_rate: int | None
     encoding_params: str | None = None
 
 
@@ -614,7 +619,11 @@ class SdpMedia:
 
 @attrs.frozen
 class SessionDescription:
-    """An SDP body (RFC 8866); lenient: unknown lines are kept as attributes.
+    """An SDP body (RFC 8866), read leniently.
+
+    Every ``a=`` line is kept in ``attributes`` (session level) or in its media
+    section, known or not; a line of an unknown type or that breaks the grammar
+    becomes a defect and the rest is still read.
 
     ``direction`` is the session-level direction attribute when present.
     ``defects`` lists lines that do not follow the grammar.

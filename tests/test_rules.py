@@ -101,3 +101,25 @@ def test_fast_and_general_paths_agree() -> None:
     for name in ("call_id", "cseq", "from_tag", "to_tag", "branch", "method", "target"):
         assert getattr(fast, name) == getattr(general, name)
     assert fast.headers.get("Subject") == general.headers.get("Subject") == "hello"
+
+
+def test_bare_lf_header_offsets_are_exact() -> None:
+    data = b"OPTIONS sip:a@b SIP/2.0\r\nA: 1\nB: 2\r\nC: 3\r\n\r\n"
+    m = parse_message(data)
+    assert [data[o : o + 1] for o in m.headers.offsets] == [b"A", b"B", b"C"]
+    (d,) = [d for d in m.defects if d.code == "bare-lf"]
+    assert d.offset == data.index(b"A: 1")
+    assert d.violation
+
+
+def test_multipart_body_defects_reach_the_message() -> None:
+    body = b"--xyz\r\nContent-Type: text/plain\r\n\r\nHello\r\n"  # no close delimiter
+    m = build_message(
+        "MESSAGE sip:bob@example.com SIP/2.0",
+        [*BASE[:4], ("CSeq", "1 MESSAGE"), ("Content-Type", "multipart/mixed;boundary=xyz")],
+        body,
+    )
+    found = [d for d in m.defects if d.detail.startswith("multipart body")]
+    assert found
+    assert not any(d.violation for d in found)
+    assert [p.body for p in m.parts] == [b"Hello\r\n"]  # no delimiter: runs to the end

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sipchain.model import Defect, SipMessage, unfold
 from sipchain.wire import _grammar as g
 from sipchain.wire import _headers as h
+from sipchain.wire import _multipart
 
 #: Headers every request and response must carry (RFC 3261 §8.1.1, §8.2.6.2).
 REQUIRED = ("Call-ID", "CSeq", "From", "To", "Via")
@@ -146,18 +147,28 @@ def check(message: SipMessage) -> tuple[Defect, ...]:
 
 
 def _body_defects(message: SipMessage, out: list[Defect]) -> None:
-    """SDP problems are evidence, not SIP violations: recorded, never strict."""
-    sdp = message.sdp
-    if sdp is not None and sdp.defects:
-        end = message.length if message.length is not None else len(message.raw)
-        body_start = end - len(message.body)
-        base = body_start if sdp.raw is message.body else None
+    """Body problems are evidence, not SIP violations: recorded, never strict."""
+    end = message.length if message.length is not None else len(message.raw)
+    body_start = end - len(message.body)
+
+    def shifted(found: tuple[Defect, ...] | list[Defect], what: str, base: int | None) -> None:
         out.extend(
             Defect(
                 d.code,
-                f"SDP: {d.detail}",
+                f"{what}: {d.detail}",
                 base + d.offset if base is not None and d.offset is not None else None,
                 False,
             )
-            for d in sdp.defects
+            for d in found
         )
+
+    _, multipart = _multipart.parse_multipart(message.headers.get("Content-Type"), message.body)
+    shifted(multipart, "multipart body", body_start)
+    sdp = message.sdp
+    if sdp is not None and sdp.defects:
+        base = body_start if sdp.raw is message.body else None
+        if base is None:  # the SDP is a part of a multipart body
+            for part in message.parts:
+                if part.body is sdp.raw and part.offset is not None:
+                    base = body_start + message.body.find(part.body, part.offset)
+        shifted(sdp.defects, "SDP", base)
