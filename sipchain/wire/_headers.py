@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TypeVar
 from urllib.parse import unquote
 
 from sipchain.model import (
@@ -27,6 +28,7 @@ from sipchain.model import (
 from sipchain.wire import _grammar as g
 
 Defects = list[Defect] | None
+_V = TypeVar("_V")
 
 _WS = " \t"
 
@@ -504,10 +506,53 @@ def via_list(values: Iterable[str], defects: Defects = None) -> tuple[Via, ...]:
 
 
 
+# Pure functions of a header value, memoised: the same From, To, top Via and
+# CSeq values recur across a dialog's messages. Each memo is bounded (cleared
+# when full), so hostile input cannot grow it.
+_MEMO_LIMIT = 1 << 16
+_cseq_memo: dict[str, CSeq | None] = {}
+_tag_memo: dict[str, str | None] = {}
+_branch_memo: dict[str, str | None] = {}
+
+
+def _remember(memo: dict[str, _V], key: str, value: _V) -> _V:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 def cseq_of(value: str | None) -> CSeq | None:
     """CSeq = 1*DIGIT LWS Method; ``None`` when absent or unreadable."""
     if value is None:
         return None
+    try:
+        return _cseq_memo[value]
+    except KeyError:
+        return _remember(_cseq_memo, value, _cseq_of(value))
+
+
+def tag_of(value: str | None) -> str | None:
+    """The ``tag`` header parameter of a From/To value, cheaply."""
+    if value is None:
+        return None
+    try:
+        return _tag_memo[value]
+    except KeyError:
+        return _remember(_tag_memo, value, _tag_of(value))
+
+
+def top_branch_of(value: str | None) -> str | None:
+    """The branch of the first via-parm of the first Via line, cheaply."""
+    if value is None:
+        return None
+    try:
+        return _branch_memo[value]
+    except KeyError:
+        return _remember(_branch_memo, value, _top_branch_of(value))
+
+
+def _cseq_of(value: str) -> CSeq | None:
     number, sp, method = value.partition(" ")
     if sp and method in g.COMMON_METHODS and number.isdigit() and number.isascii():
         return CSeq(int(number), method)
@@ -517,15 +562,14 @@ def cseq_of(value: str | None) -> CSeq | None:
     return CSeq(int(m.group(1)), m.group(2))
 
 
-def tag_of(value: str | None) -> str | None:
-    """The ``tag`` header parameter of a From/To value, cheaply.
+def _tag_of(value: str) -> str | None:
+    """The ``tag`` header parameter of a From/To value.
 
     Header parameters follow the URI's closing ``>`` (or, for a bare
     addr-spec, the URI itself); a display name cannot hide a ``>`` after the
     real one, so only a quote among the parameters needs the full grammar.
     """
-    if value is None:
-        return None
+    value = value.strip(" \t")
     gt = value.rfind(">")
     tail = value[gt + 1 :] if gt >= 0 else value
     if '"' in tail:
@@ -541,10 +585,7 @@ def tag_of(value: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def top_branch_of(value: str | None) -> str | None:
-    """The branch of the first via-parm of the first Via line, cheaply."""
-    if value is None:
-        return None
+def _top_branch_of(value: str) -> str | None:
     comma = value.find(",")
     first = value if comma < 0 else value[:comma]
     i = first.find(";branch=")

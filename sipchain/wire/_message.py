@@ -216,12 +216,15 @@ def _parse_fast(data: bytes, max_headers: int) -> SipMessage | None:
             return None
     hot: dict[str, str] = {}
     lengths: list[str] = []
+    name_keys = _name_keys
     for line in lines[1:]:
         first = line[:1]
         if first in _HOT_FIRST:
             name, colon, value = line.partition(":")
             if colon:
-                key = _hot_key(name)
+                key = name_keys.get(name)
+                if key is None:
+                    key = _hot_key(name)
                 if key:
                     if key == "content-length":
                         lengths.append(value.strip(" \t"))
@@ -236,7 +239,19 @@ def _parse_fast(data: bytes, max_headers: int) -> SipMessage | None:
     message = SipMessage(
         data, start_line, headers, body, method, target, status, reason, "SIP/2.0", length, tuple(defects)
     )
-    _prime(message, hot.get("call-id"), hot.get("cseq"), hot.get("from"), hot.get("to"), hot.get("via"))
+    # no folding and no bare CR or LF on this path: stripping is unfolding
+    cache = message._cache  # the parser primes the message it built
+    get = hot.get
+    raw: str | None = get("call-id")
+    cache["call_id"] = raw.strip(" \t") if raw is not None else None
+    raw = get("cseq")
+    cache["cseq"] = _h.cseq_of(raw.strip(" \t")) if raw is not None else None
+    raw = get("from")
+    cache["from_tag"] = _h.tag_of(raw) if raw is not None else None
+    raw = get("to")
+    cache["to_tag"] = _h.tag_of(raw) if raw is not None else None
+    raw = get("via")
+    cache["branch"] = _h.top_branch_of(raw) if raw is not None else None
     return message
 
 
