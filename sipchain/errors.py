@@ -4,7 +4,9 @@ Every exception sipchain raises on purpose derives from one root, so a caller ca
 catch ``SipChainError`` and know that nothing else escapes for bad input::
 
     SipChainError                  root; carries source, frame, offset, reason
-    └── SipParseError              bytes are not a SIP message (wire layer)
+    ├── SipParseError              bytes are not a SIP message (wire layer)
+    └── IngestError                a source cannot be read (sources layer)
+        └── CaptureError           a pcap/pcapng file is malformed (strict mode)
 
 Each error names, as far as it is known where it is raised, the file or source it
 came from, the 1-based frame or record number, the byte offset and a readable
@@ -17,7 +19,7 @@ Compliance failures are never exceptions: they are findings.
 
 from __future__ import annotations
 
-__all__ = ["SipChainError", "SipParseError"]
+__all__ = ["CaptureError", "IngestError", "SipChainError", "SipParseError"]
 
 
 class SipChainError(Exception):
@@ -94,3 +96,20 @@ class SipParseError(SipChainError):
     ) -> None:
         self.code = code
         super().__init__(reason, source=source, frame=frame, offset=offset)
+
+
+class IngestError(SipChainError):
+    """A source cannot be read: missing file, unreadable, or unusable as a whole.
+
+    In lenient mode problems inside a source are recorded in the trace report
+    and reading goes on; this is raised only when there is nothing to read, or
+    in strict mode.
+    """
+
+
+class CaptureError(IngestError):
+    """A capture file (pcap/pcapng) is malformed at ``frame``/``offset``.
+
+    Raised in strict mode; lenient mode records the same problem in the report
+    and keeps everything before and after it.
+    """

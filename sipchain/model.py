@@ -28,8 +28,10 @@ __all__ = [
     "HeaderField",
     "Headers",
     "HistoryInfoEntry",
+    "IngestReport",
     "NameAddr",
     "Params",
+    "Problem",
     "Provenance",
     "Reason",
     "SdpConnection",
@@ -39,6 +41,8 @@ __all__ = [
     "SessionDescription",
     "SessionId",
     "SipMessage",
+    "SourceReport",
+    "Trace",
     "Uri",
     "Via",
     "canonical_header_name",
@@ -943,3 +947,137 @@ class SipMessage:
 
     def __str__(self) -> str:
         return self.start_line
+
+
+# --------------------------------------------------------------------------
+# Ingestion: what was read, and what was not used
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Problem:
+    """Something in a source that could not be used, with where it is.
+
+    Attributes:
+        source: the source file's path.
+        frame: 1-based frame (or record) number, ``None`` for a problem of the
+            file as a whole (bad header, trailing garbage).
+        offset: byte offset in the file (of the record, or where the problem is).
+        kind: a stable category: ``"truncated"``, ``"malformed-capture"``,
+            ``"unknown-link-type"``, ``"malformed-packet"``, ``"malformed-sip"``,
+            ``"reassembly"``.
+        reason: what is wrong, in words.
+    """
+
+    source: str
+    frame: int | None
+    offset: int | None
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.source if self.frame is None else f"{self.source} frame {self.frame}"
+        return f"{where}: {self.reason}"
+
+
+@attrs.frozen
+class SourceReport:
+    """What one source gave: every frame in exactly one of three buckets.
+
+    ``frames == sip_frames + non_sip_frames + problem_frames``: a SIP frame
+    supplied bytes of at least one SIP message, a non-SIP frame is ordinary
+    other traffic (counted by reason), and a problem frame could not be used.
+    ``problems`` lists every problem with its frame (several may name one
+    frame; a problem of the file as a whole has no frame).
+    """
+
+    source: str
+    sha256: str
+    format: str
+    frames: int
+    sip_frames: int
+    sip_messages: int
+    non_sip: tuple[tuple[str, int], ...] = ()
+    problem_frames: int = 0
+    problems: tuple[Problem, ...] = ()
+    time_meaning: str = ""
+
+    @property
+    def non_sip_frames(self) -> int:
+        """Frames of ordinary non-SIP traffic."""
+        return sum(n for _, n in self.non_sip)
+
+    def is_balanced(self) -> bool:
+        """True when every frame is in exactly one bucket."""
+        return self.frames == self.sip_frames + self.non_sip_frames + self.problem_frames
+
+
+@attrs.frozen
+class IngestReport:
+    """What ``load()`` read from every source, and what it did not use."""
+
+    sources: tuple[SourceReport, ...] = ()
+
+    @property
+    def frames(self) -> int:
+        """Frames (or records) read, over all sources."""
+        return sum(s.frames for s in self.sources)
+
+    @property
+    def sip_frames(self) -> int:
+        """Frames that supplied SIP messages."""
+        return sum(s.sip_frames for s in self.sources)
+
+    @property
+    def sip_messages(self) -> int:
+        """SIP messages read."""
+        return sum(s.sip_messages for s in self.sources)
+
+    @property
+    def non_sip(self) -> dict[str, int]:
+        """Non-SIP frames by reason, over all sources (sorted by reason)."""
+        out: dict[str, int] = {}
+        for s in self.sources:
+            for reason, n in s.non_sip:
+                out[reason] = out.get(reason, 0) + n
+        return dict(sorted(out.items()))
+
+    @property
+    def problem_frames(self) -> int:
+        """Frames that could not be used."""
+        return sum(s.problem_frames for s in self.sources)
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """Every problem, source by source, in file order."""
+        return tuple(p for s in self.sources for p in s.problems)
+
+    def is_balanced(self) -> bool:
+        """True when, in every source, each frame is in exactly one bucket."""
+        return all(s.is_balanced() for s in self.sources)
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.frames} frames: {self.sip_frames} SIP ({self.sip_messages} messages), "
+            f"{sum(self.non_sip.values())} non-SIP, {self.problem_frames} problem frames"
+        ]
+        lines += [f"  non-SIP {reason}: {n}" for reason, n in self.non_sip.items()]
+        lines += [f"  problem {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+@attrs.frozen
+class Trace:
+    """Messages read from one or more sources, time-ordered, and the report.
+
+    ``messages`` is sorted by ``timestamp_ns``; ties keep capture order.
+    """
+
+    messages: tuple[SipMessage, ...]
+    report: IngestReport
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def __iter__(self) -> Iterator[SipMessage]:
+        return iter(self.messages)

@@ -9,19 +9,29 @@ import sipchain
 EXPECTED = [
     "NEED_DATA",
     "CSeq",
+    "CaptureError",
     "Defect",
     "Endpoint",
     "Headers",
+    "IngestError",
+    "IngestReport",
+    "Limits",
+    "MessageStream",
     "NameAddr",
+    "Problem",
     "Provenance",
     "SipChainError",
     "SipMessage",
     "SipParseError",
     "SipStreamParser",
+    "SourceReport",
+    "Trace",
     "Uri",
     "Via",
     "__version__",
     "build_message",
+    "iter_messages",
+    "load",
     "parse_message",
     "serialize",
 ]
@@ -57,6 +67,8 @@ def test_no_other_public_names() -> None:
 
 def test_exception_tree() -> None:
     assert issubclass(sipchain.SipParseError, sipchain.SipChainError)
+    assert issubclass(sipchain.IngestError, sipchain.SipChainError)
+    assert issubclass(sipchain.CaptureError, sipchain.IngestError)
     assert issubclass(sipchain.SipChainError, Exception)
     err = sipchain.SipParseError("bad", code="x", offset=3)
     err.with_context(source="a.pcap", frame=7)

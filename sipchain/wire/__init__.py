@@ -8,7 +8,13 @@ header grammar (URIs, name-addr, Via, …) is available as ``parse_uri``,
 
 from sipchain.wire._headers import parse_name_addr, parse_uri, parse_via
 from sipchain.wire._message import build_message, parse_message, serialize
-from sipchain.wire._stream import DEFAULT_MAX_BUFFER, NEED_DATA, Discarded, SipStreamParser
+from sipchain.wire._stream import (
+    DEFAULT_MAX_BUFFER,
+    NEED_DATA,
+    Discarded,
+    SipStreamParser,
+    starts_like_sip,
+)
 
 __all__ = [
     "DEFAULT_MAX_BUFFER",
@@ -21,4 +27,5 @@ __all__ = [
     "parse_uri",
     "parse_via",
     "serialize",
+    "starts_like_sip",
 ]

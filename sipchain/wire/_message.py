@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sipchain.errors import SipParseError
-from sipchain.model import Defect, Headers, SipMessage, canonical_header_name, unfold
+from sipchain.model import (
+    Defect,
+    Endpoint,
+    Headers,
+    Provenance,
+    SipMessage,
+    canonical_header_name,
+    unfold,
+)
 from sipchain.wire import _grammar as g
 from sipchain.wire import _headers as _h
 
@@ -22,6 +30,7 @@ __all__ = [
     "build_message",
     "parse_header_block",
     "parse_message",
+    "parse_with_origin",
     "serialize",
 ]
 
@@ -134,14 +143,35 @@ def parse_message(
         given = bytes(given)
     if not isinstance(given, bytes):
         raise SipParseError(f"expected bytes, got {type(given).__name__}", code="not-bytes")
-    if len(given) > max_size:
+    return parse_with_origin(given, _NO_ORIGIN, strict=strict, max_size=max_size, max_headers=max_headers)
+
+
+#: ``(provenance, timestamp_ns, src, dst)`` of a message read from a source.
+Origin = tuple[Provenance | None, int | None, Endpoint | None, Endpoint | None]
+_NO_ORIGIN: Origin = (None, None, None, None)
+
+
+def parse_with_origin(
+    data: bytes,
+    origin: Origin,
+    *,
+    strict: bool = False,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_headers: int = DEFAULT_MAX_HEADERS,
+) -> SipMessage:
+    """``parse_message`` for the sources layer: the message also gets its origin.
+
+    ``origin`` is ``(provenance, timestamp_ns, src, dst)``; building the
+    message with them at once avoids copying it afterwards.
+    """
+    if len(data) > max_size:
         raise SipParseError(
-            f"message of {len(given)} octets exceeds the limit of {max_size}", code="too-large"
+            f"message of {len(data)} octets exceeds the limit of {max_size}", code="too-large"
         )
     try:
-        message = _parse_fast(given, max_headers)
+        message = _parse_fast(data, max_headers, origin)
         if message is None:
-            message = _parse_general(given, max_headers)
+            message = _parse_general(data, max_headers, origin)
         if strict:
             for defect in message.defects:
                 if defect.violation:
@@ -183,7 +213,7 @@ def _hot_key(name: str) -> str:
     return key
 
 
-def _parse_fast(data: bytes, max_headers: int) -> SipMessage | None:
+def _parse_fast(data: bytes, max_headers: int, origin: Origin) -> SipMessage | None:
     """The common shape (CRLF lines, no folding, clean start line), or ``None``."""
     blank = data.find(b"\r\n\r\n")
     if blank <= 0 or data[0] in (13, 10):
@@ -237,7 +267,7 @@ def _parse_fast(data: bytes, max_headers: int) -> SipMessage | None:
     defects: list[Defect] = []
     body, length = _frame(data, blank + 4, lengths, defects)
     message = SipMessage(
-        data, start_line, headers, body, method, target, status, reason, "SIP/2.0", length, tuple(defects)
+        data, start_line, headers, body, method, target, status, reason, "SIP/2.0", length, tuple(defects), *origin
     )
     # no folding and no bare CR or LF on this path: stripping is unfolding
     cache = message._cache  # the parser primes the message it built
@@ -321,7 +351,7 @@ def _frame(
     return data[body_start:], n
 
 
-def _parse_general(data: bytes, max_headers: int) -> SipMessage:
+def _parse_general(data: bytes, max_headers: int, origin: Origin) -> SipMessage:
     """Any shape: leading CRLF, bare LF, folding, odd start lines, no empty line."""
     defects: list[Defect] = []
     start = 0
@@ -379,6 +409,7 @@ def _parse_general(data: bytes, max_headers: int) -> SipMessage:
         version,
         length,
         tuple(defects),
+        *origin,
     )
     _prime(
         message,

@@ -22,7 +22,7 @@ from sipchain.errors import SipParseError
 from sipchain.model import Defect, SipMessage
 from sipchain.wire._message import parse_message
 
-__all__ = ["DEFAULT_MAX_BUFFER", "NEED_DATA", "Discarded", "SipStreamParser"]
+__all__ = ["DEFAULT_MAX_BUFFER", "NEED_DATA", "Discarded", "SipStreamParser", "starts_like_sip"]
 
 
 class _Sentinel(enum.Enum):
@@ -47,6 +47,15 @@ _START_LINE = re.compile(
     rb"(?:^|(?<=\n))(?:[A-Za-z0-9\-.!%*_+`'~]+[ \t]+[^\r\n]*SIP/\d+\.\d+[ \t]*\r?\n|SIP/\d+\.\d+ \d{3}[ \r\n])",
     re.IGNORECASE,
 )
+
+
+def starts_like_sip(data: bytes) -> bool:
+    """True when ``data`` begins with a SIP request or status line.
+
+    This is how SIP is recognised on any port: by its start line, never by the
+    port number.
+    """
+    return _START_LINE.match(data) is not None
 
 
 class Discarded:

@@ -1,0 +1,155 @@
+"""The public entry points that compose the layers: ``load`` and ``iter_messages``.
+
+This is the only module that knows the whole pipeline (sources -> wire, and
+later correlate -> validate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from sipchain.errors import IngestError
+from sipchain.model import IngestReport, SipMessage, SourceReport, Trace
+from sipchain.sources._limits import Limits
+
+if TYPE_CHECKING:  # imported lazily below: the tshark backend is optional
+    from sipchain.sources._ingest import CaptureIngest
+    from sipchain.sources._tshark import TsharkIngest
+
+__all__ = ["Limits", "MessageStream", "iter_messages", "load"]
+
+Source = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+Backend = Literal["native", "tshark"]
+
+
+def _expand(source: Source) -> list[Path]:
+    """Files named by ``source``: a path, a directory (its files, sorted), or a list."""
+    items: list[str | os.PathLike[str]] = (
+        [source] if isinstance(source, str | os.PathLike) else list(source)
+    )
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        elif path.is_file():
+            out.append(path)
+        elif path.exists():
+            raise IngestError("not a regular file or directory", source=str(path))
+        else:
+            raise IngestError("no such file or directory", source=str(path))
+    return out
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class MessageStream(Iterator[SipMessage]):
+    """Messages of one or more sources, as they are read; ``report`` at the end.
+
+    Messages come source by source, each in the order it completes in the
+    capture (a TCP message when its last segment arrives). ``report`` covers
+    what has been read so far and is complete once iteration has ended.
+    """
+
+    def __init__(
+        self, paths: list[Path], *, strict: bool, limits: Limits | None, backend: Backend
+    ) -> None:
+        self._paths = paths
+        self._strict = strict
+        self._limits = limits
+        self._backend = backend
+        self._reports: list[SourceReport] = []
+        self._current: CaptureIngest | TsharkIngest | None = None
+        self._it = self._run()
+
+    @property
+    def report(self) -> IngestReport:
+        """What was read so far (complete once iteration has ended)."""
+        reports = list(self._reports)
+        if self._current is not None:
+            reports.append(self._current.report())
+        return IngestReport(tuple(reports))
+
+    def __next__(self) -> SipMessage:
+        return next(self._it)
+
+    def _run(self) -> Iterator[SipMessage]:
+        for path in self._paths:
+            source = str(path)
+            try:
+                digest = _sha256(path)
+                f = path.open("rb")
+            except OSError as exc:
+                raise IngestError(f"cannot read: {exc.strerror or exc}", source=source) from exc
+            with f:
+                if self._backend == "tshark":
+                    from sipchain.sources._tshark import TsharkIngest
+
+                    ingest: CaptureIngest | TsharkIngest = TsharkIngest(
+                        path, digest, strict=self._strict
+                    )
+                else:
+                    from sipchain.sources._ingest import CaptureIngest
+
+                    ingest = CaptureIngest(f, source, digest, strict=self._strict, limits=self._limits)
+                self._current = ingest
+                try:
+                    yield from ingest.messages()
+                except OSError as exc:
+                    raise IngestError(f"cannot read: {exc}", source=source) from exc
+                self._reports.append(ingest.report())
+                self._current = None
+
+
+def iter_messages(
+    source: Source,
+    *,
+    strict: bool = False,
+    backend: Backend = "native",
+    limits: Limits | None = None,
+) -> MessageStream:
+    """Stream the SIP messages of ``source`` without holding them all.
+
+    ``source`` is a path, a directory (every file in it, sorted by path) or a
+    list of them. Memory is bounded by the open TCP streams and pending IP
+    fragments, each within ``limits``. Lenient by default: what cannot be used
+    is recorded in ``stream.report``; with ``strict=True`` the first problem
+    raises a :class:`~sipchain.errors.CaptureError`.
+    """
+    if backend not in ("native", "tshark"):
+        raise ValueError(f"unknown backend {backend!r}: use 'native' or 'tshark'")
+    return MessageStream(_expand(source), strict=strict, limits=limits, backend=backend)
+
+
+def load(
+    source: Source,
+    *,
+    strict: bool = False,
+    backend: Backend = "native",
+    limits: Limits | None = None,
+) -> Trace:
+    """Read every SIP message of ``source`` into a :class:`~sipchain.model.Trace`.
+
+    Messages are ordered by capture time; ties keep capture order (and source
+    order across sources). ``trace.report`` accounts for every frame read.
+    """
+    stream = iter_messages(source, strict=strict, backend=backend, limits=limits)
+    messages = sorted(stream, key=_by_time)  # stable: ties keep capture order
+    return Trace(tuple(messages), stream.report)
+
+
+def _by_time(message: SipMessage) -> int:
+    return message.timestamp_ns if message.timestamp_ns is not None else 0
