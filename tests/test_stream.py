@@ -200,3 +200,23 @@ def test_bare_lf_stream() -> None:
     (m,) = _drain(p)
     assert m.body == b"hi"
     assert "bare-lf" in {d.code for d in m.defects}
+
+
+def test_many_unframable_messages_do_not_recurse() -> None:
+    _, good = FRAMABLE[0]
+    bad = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n"
+    p = SipStreamParser(max_buffer=1 << 22)
+    p.receive_data(bad * 5000 + good)
+    (m,) = _drain(p)
+    assert m.raw == good
+    assert len(p.discarded) == 5000
+
+
+def test_next_frame_returns_exact_bytes() -> None:
+    datas = [d for _, d in FRAMABLE[:3]]
+    p = SipStreamParser()
+    p.receive_data(b"".join(datas))
+    frames = []
+    while (raw := p.next_frame()) is not NEED_DATA:
+        frames.append(raw)
+    assert frames == datas

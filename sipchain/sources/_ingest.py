@@ -18,8 +18,10 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import BinaryIO, Literal
 
+import attrs
+
 from sipchain.errors import CaptureError, SipParseError
-from sipchain.model import Endpoint, Problem, Provenance, SipMessage, SourceReport
+from sipchain.model import Defect, Endpoint, Problem, Provenance, SipMessage, SourceReport
 from sipchain.sources._capture import CaptureReader
 from sipchain.sources._hep import HepPacket, HepStreamSplitter, decode_hep, looks_like_hep
 from sipchain.sources._limits import Limits
@@ -512,7 +514,14 @@ class CaptureIngest:
         return tuple(sorted({f for s, e, f in stream.spans if s < end and e > start}))
 
     def _message_from_stream(
-        self, stream: _Stream, payload: bytes, start: int, end: int, layers: tuple[str, ...], transport: str
+        self,
+        stream: _Stream,
+        payload: bytes,
+        start: int,
+        end: int,
+        layers: tuple[str, ...],
+        transport: str,
+        framing_defect: Defect | None = None,
     ) -> None:
         frames = self._frames_in(stream, start, end) or (stream.spans[-1][2],)
         last = self.open.get(frames[-1])
@@ -523,6 +532,8 @@ class CaptureIngest:
             src = self._endpoint(src.ip, src.port, transport)
             dst = self._endpoint(dst.ip, dst.port, transport)
         message = self._emit(payload, frames, offset, ts_ns, src, dst, self._chain(stream.chain, *layers))
+        if message is not None and framing_defect is not None:
+            message = attrs.evolve(message, framing_defects=(*message.framing_defects, framing_defect))
         for frame in frames:
             state = self.open.get(frame)
             if state is not None:
@@ -558,17 +569,17 @@ class CaptureIngest:
         base = stream.base
         while True:
             try:
-                item = parser.next_message()
+                raw = parser.next_frame()
             except SipParseError as exc:  # the offending bytes are consumed
                 end = base + parser.consumed
                 self._discard(stream, stream.done, end, f"SIP over TCP: {exc.reason}", problem=True)
                 self._account(stream, end, "SIP over TCP")
                 continue
             self._flush_discarded(stream, parser)
-            if item is NEED_DATA:
+            if raw is NEED_DATA:
                 break
             start, end = base + parser.last_offset, base + parser.consumed
-            self._message_from_stream(stream, item.raw, start, end, ("sip",), "tcp")
+            self._message_from_stream(stream, raw, start, end, ("sip",), "tcp", parser.last_defect)
             self._account(stream, end, "SIP keep-alive (CRLF)")
         self._account(stream, base + parser.consumed, "SIP keep-alive (CRLF)")
 

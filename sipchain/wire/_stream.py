@@ -101,6 +101,7 @@ class SipStreamParser:
         self._buf = bytearray()
         self._scan = 0  # where to resume the search for the empty line
         self._eof = False
+        self.last_defect: Defect | None = None
 
     # ------------------------------------------------------------ input
     def receive_data(self, data: bytes) -> None:
@@ -164,66 +165,80 @@ class SipStreamParser:
         When it raises :class:`~sipchain.SipParseError`, the offending bytes have
         been consumed, so the next call goes on with what follows them.
         """
-        self._skip_keepalives()
-        buf = self._buf
-        if not buf or buf == b"\r":
-            return self._at_end()
-        line_end = buf.find(b"\n")
-        if line_end < 0:
-            if len(buf) > self.max_buffer:
-                self._overflow("start line")
-            return self._at_end()
-        if not _START_LINE.match(buf):
-            if not self._resync():
-                return self._at_end()
-            return self.next_message()
-        blank = buf.find(b"\r\n\r\n", self._scan)
-        sep = 4
-        if blank < 0:
-            alt = buf.find(b"\n\n", self._scan)
-            if alt >= 0:
-                blank, sep = alt, 2
-        if blank < 0:
-            if len(buf) > self.max_buffer:
-                self._overflow("header section")
-            self._scan = max(0, len(buf) - 3)
-            return self._at_end()
-        head = bytes(buf[:blank])
-        m = _CONTENT_LENGTH.search(head)
-        defect: Defect | None = None
-        if m is None:
-            if self.strict:
-                offset = self.consumed
-                self._take(blank + sep)
-                raise SipParseError(
-                    "message on a stream has no Content-Length", code="missing-content-length", offset=offset
-                )
-            length = 0
-            defect = Defect("missing-content-length", "no Content-Length on a stream; body taken as empty", blank, True)
-        else:
-            value = m.group(1).strip()
-            if not value.isdigit():
-                # cannot frame: skip this message's header section and resync
-                offset = self.consumed
-                data = self._take(blank + sep)
-                if self.strict:
-                    raise SipParseError(
-                        f"Content-Length {value!r} is not a number; cannot frame", code="bad-content-length", offset=offset
-                    )
-                self.discarded.append(Discarded(offset, data, f"Content-Length {value!r} is not a number"))
-                return self.next_message()
-            length = int(value)
-        total = blank + sep + length
-        if total > len(buf):
-            if total > self.max_buffer:
-                self._overflow(f"message of {total} octets")
-            return self._at_end()
-        self.last_offset = self.consumed
-        raw = self._take(total)
+        raw = self.next_frame()
+        if raw is NEED_DATA:
+            return NEED_DATA
         message = parse_message(raw, strict=self.strict)
-        if defect is not None:
-            message = attrs.evolve(message, framing_defects=(*message.framing_defects, defect))
+        if self.last_defect is not None:
+            message = attrs.evolve(message, framing_defects=(*message.framing_defects, self.last_defect))
         return message
+
+    def next_frame(self) -> bytes | Literal[_Sentinel.NEED_DATA]:
+        """The exact bytes of the next complete message (framing only), or :data:`NEED_DATA`.
+
+        For callers that parse the bytes themselves. A framing problem the
+        message itself cannot show (no Content-Length on a stream) is left in
+        :attr:`last_defect` until the next call.
+        """
+        self.last_defect = None
+        while True:
+            self._skip_keepalives()
+            buf = self._buf
+            if not buf or buf == b"\r":
+                return self._at_end()
+            if buf.find(b"\n") < 0:
+                if len(buf) > self.max_buffer:
+                    self._overflow("start line")
+                return self._at_end()
+            if not _START_LINE.match(buf):
+                if not self._resync():
+                    return self._at_end()
+                continue
+            blank = buf.find(b"\r\n\r\n", self._scan)
+            sep = 4
+            if blank < 0:
+                alt = buf.find(b"\n\n", self._scan)
+                if alt >= 0:
+                    blank, sep = alt, 2
+            if blank < 0:
+                if len(buf) > self.max_buffer:
+                    self._overflow("header section")
+                self._scan = max(0, len(buf) - 3)
+                return self._at_end()
+            m = _CONTENT_LENGTH.search(buf, 0, blank)
+            if m is None:
+                offset = self.consumed
+                if self.strict:
+                    self._take(blank + sep)
+                    raise SipParseError(
+                        "message on a stream has no Content-Length", code="missing-content-length", offset=offset
+                    )
+                length = 0
+                self.last_defect = Defect(
+                    "missing-content-length", "no Content-Length on a stream; body taken as empty", blank, True
+                )
+            else:
+                value = m.group(1).strip()
+                if not value.isdigit():
+                    # cannot frame: skip this message's header section and resync
+                    offset = self.consumed
+                    data = self._take(blank + sep)
+                    if self.strict:
+                        raise SipParseError(
+                            f"Content-Length {value!r} is not a number; cannot frame",
+                            code="bad-content-length",
+                            offset=offset,
+                        )
+                    self.discarded.append(Discarded(offset, data, f"Content-Length {value!r} is not a number"))
+                    continue
+                length = int(value)
+            total = blank + sep + length
+            if total > len(buf):
+                if total > self.max_buffer:
+                    self._overflow(f"message of {total} octets")
+                return self._at_end()
+            self.last_offset = self.consumed
+            return self._take(total)
 
     def _overflow(self, what: str) -> None:
         offset = self.consumed
