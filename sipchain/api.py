@@ -6,6 +6,7 @@ later correlate -> validate).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -147,7 +148,15 @@ def load(
     order across sources). ``trace.report`` accounts for every frame read.
     """
     stream = iter_messages(source, strict=strict, backend=backend, limits=limits)
-    messages = sorted(stream, key=_by_time)  # stable: ties keep capture order
+    # Ingestion builds many objects and no reference cycles: the cyclic
+    # collector would only re-scan the growing list of messages.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        messages = sorted(stream, key=_by_time)  # stable: ties keep capture order
+    finally:
+        if collecting:
+            gc.enable()
     return Trace(tuple(messages), stream.report)
 
 
