@@ -81,6 +81,7 @@ test: $(STAMP) tools lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_parse.py
+	$(PY) benchmarks/bench_ingest.py
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov
