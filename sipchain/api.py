@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -66,9 +66,18 @@ class MessageStream(Iterator[SipMessage]):
     """
 
     def __init__(
-        self, paths: list[Path], *, strict: bool, limits: Limits | None, backend: Backend
+        self,
+        paths: list[Path],
+        *,
+        strict: bool,
+        limits: Limits | None,
+        backend: Backend,
+        tls_keylog: str | os.PathLike[str] | None = None,
+        decode_as: Mapping[str, str] | None = None,
     ) -> None:
         self._paths = paths
+        self._tls_keylog = tls_keylog
+        self._decode_as = decode_as
         self._strict = strict
         self._limits = limits
         self._backend = backend
@@ -100,7 +109,11 @@ class MessageStream(Iterator[SipMessage]):
                     from sipchain.sources._tshark import TsharkIngest
 
                     ingest: CaptureIngest | TsharkIngest = TsharkIngest(
-                        path, digest, strict=self._strict
+                        path,
+                        digest,
+                        strict=self._strict,
+                        tls_keylog=self._tls_keylog,
+                        decode_as=self._decode_as,
                     )
                 else:
                     from sipchain.sources._ingest import CaptureIngest
@@ -121,6 +134,8 @@ def iter_messages(
     strict: bool = False,
     backend: Backend = "native",
     limits: Limits | None = None,
+    tls_keylog: str | os.PathLike[str] | None = None,
+    decode_as: Mapping[str, str] | None = None,
 ) -> MessageStream:
     """Stream the SIP messages of ``source`` without holding them all.
 
@@ -129,10 +144,25 @@ def iter_messages(
     fragments, each within ``limits``. Lenient by default: what cannot be used
     is recorded in ``stream.report``; with ``strict=True`` the first problem
     raises a :class:`~sipchain.errors.CaptureError`.
+
+    ``backend="tshark"`` takes the SIP payloads from Wireshark's dissectors
+    instead (tshark must be installed): anything Wireshark reassembles or
+    decrypts becomes a message, e.g. TLS with ``tls_keylog`` (an SSLKEYLOGFILE);
+    ``decode_as`` maps selectors to protocols, e.g. ``{"tcp.port==6060": "sip"}``.
+    Both options apply to that backend only.
     """
     if backend not in ("native", "tshark"):
         raise ValueError(f"unknown backend {backend!r}: use 'native' or 'tshark'")
-    return MessageStream(_expand(source), strict=strict, limits=limits, backend=backend)
+    if backend == "native" and (tls_keylog is not None or decode_as):
+        raise ValueError("tls_keylog and decode_as need backend='tshark'")
+    return MessageStream(
+        _expand(source),
+        strict=strict,
+        limits=limits,
+        backend=backend,
+        tls_keylog=tls_keylog,
+        decode_as=decode_as,
+    )
 
 
 def load(
@@ -141,13 +171,18 @@ def load(
     strict: bool = False,
     backend: Backend = "native",
     limits: Limits | None = None,
+    tls_keylog: str | os.PathLike[str] | None = None,
+    decode_as: Mapping[str, str] | None = None,
 ) -> Trace:
     """Read every SIP message of ``source`` into a :class:`~sipchain.model.Trace`.
 
     Messages are ordered by capture time; ties keep capture order (and source
     order across sources). ``trace.report`` accounts for every frame read.
+    Arguments as for :func:`iter_messages`.
     """
-    stream = iter_messages(source, strict=strict, backend=backend, limits=limits)
+    stream = iter_messages(
+        source, strict=strict, backend=backend, limits=limits, tls_keylog=tls_keylog, decode_as=decode_as
+    )
     # Ingestion builds many objects and no reference cycles: the cyclic
     # collector would only re-scan the growing list of messages.
     collecting = gc.isenabled()
