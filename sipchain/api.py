@@ -13,15 +13,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sipchain.correlate import correlate, load_trunks
 from sipchain.errors import IngestError
-from sipchain.model import IngestReport, SipMessage, SourceReport, Trace
+from sipchain.model import IngestReport, Link, SipMessage, SourceReport, Trace
+from sipchain.result import OtherTraffic, Reconstruction
 from sipchain.sources._limits import Limits
 
 if TYPE_CHECKING:  # imported lazily below: the tshark backend is optional
     from sipchain.sources._ingest import CaptureIngest
     from sipchain.sources._tshark import TsharkIngest
 
-__all__ = ["Limits", "MessageStream", "iter_messages", "load"]
+__all__ = ["Limits", "MessageStream", "iter_messages", "load", "reconstruct"]
 
 Source = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 Backend = Literal["native", "tshark"]
@@ -197,3 +199,50 @@ def load(
 
 def _by_time(message: SipMessage) -> int:
     return message.timestamp_ns if message.timestamp_ns is not None else 0
+
+
+def reconstruct(
+    sources: Source | Trace,
+    *,
+    trunks: Mapping[str, Iterable[str]] | str | os.PathLike[str] | None = None,
+    correlation: Mapping[str, str | None] | None = None,
+    policy: object = None,
+    cdr: object = None,
+    strict: bool = False,
+    backend: Backend = "native",
+    limits: Limits | None = None,
+) -> Reconstruction:
+    """Rebuild every call chain in ``sources``: legs, links with evidence, failovers.
+
+    ``sources`` is anything :func:`load` accepts, or a :class:`Trace`.
+    ``trunks`` maps trunk names to addresses, networks, ``host:port`` or host
+    names (a mapping or a TOML file); ``correlation`` adds or overrides
+    correlation headers (name -> regex whose group 1 is the value, or ``None``
+    for the whole value). ``policy`` and ``cdr`` are recorded for the
+    validator. The result can be recomputed without links a reviewer rejects:
+    ``result.without(link)``.
+    """
+    trace = sources if isinstance(sources, Trace) else load(sources, strict=strict, backend=backend, limits=limits)
+    trunk_map = load_trunks(trunks)
+    parameters: dict[str, object] = {
+        "trunks": {name: list(entries) for name, entries in trunk_map.spec.items()},
+        "correlation": dict(correlation or {}),
+        "policy": policy if policy is None or isinstance(policy, str | int | float | bool) else str(policy),
+        "cdr": None if cdr is None else str(cdr),
+    }
+
+    def compute(rejected: tuple[Link, ...]) -> Reconstruction:
+        found = correlate(trace.messages, trunks=trunk_map, correlation=correlation, rejected=rejected)
+        return Reconstruction(
+            chains=found.chains,
+            findings=(),
+            unlinked=found.unlinked,
+            other=tuple(OtherTraffic(kind, call_id, msgs) for kind, call_id, msgs in found.other),
+            report=trace.report,
+            messages=trace.messages,
+            rejected=rejected,
+            parameters=parameters,
+            recompute=compute,
+        )
+
+    return compute(())

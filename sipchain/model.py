@@ -22,13 +22,18 @@ import attrs
 __all__ = [
     "BodyPart",
     "CSeq",
+    "Chain",
     "ChargingVector",
     "Defect",
     "Endpoint",
+    "Evidence",
+    "Failover",
     "HeaderField",
     "Headers",
     "HistoryInfoEntry",
     "IngestReport",
+    "Leg",
+    "Link",
     "NameAddr",
     "Params",
     "Problem",
@@ -43,6 +48,8 @@ __all__ = [
     "SipMessage",
     "SourceReport",
     "Trace",
+    "Transaction",
+    "Unlinked",
     "Uri",
     "Via",
     "canonical_header_name",
@@ -1081,3 +1088,186 @@ class Trace:
 
     def __iter__(self) -> Iterator[SipMessage]:
         return iter(self.messages)
+
+
+# --------------------------------------------------------------------------
+# Correlation: transactions, legs, links, failovers, chains
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Transaction:
+    """One SIP transaction (RFC 3261 §17) as seen on one hop.
+
+    Attributes:
+        key: the matching key: ``(branch, sent-by, method)`` for RFC 3261
+            branches, or the RFC 2543 fallback fields.
+        method: the request method (``ACK`` to a non-2xx belongs to the INVITE
+            transaction and is in ``ack``; a CANCEL is its own transaction).
+        request: the first copy of the request, ``None`` when only responses
+            were captured.
+        retransmissions: later copies of the request, kept as evidence.
+        responses: every response in capture order (retransmissions included).
+        ack: the ACK to a non-2xx final response, when seen.
+        state: the state the transaction reached (``_fsm`` table), e.g.
+            ``"completed"`` or ``"terminated"``.
+    """
+
+    key: tuple[str, ...]
+    method: str
+    request: SipMessage | None
+    retransmissions: tuple[SipMessage, ...] = ()
+    responses: tuple[SipMessage, ...] = ()
+    ack: SipMessage | None = None
+    state: str = ""
+
+    @property
+    def final(self) -> SipMessage | None:
+        """The first final (>= 200) response, or ``None``."""
+        for r in self.responses:
+            if r.status is not None and r.status >= 200:
+                return r
+        return None
+
+    @property
+    def messages(self) -> tuple[SipMessage, ...]:
+        """Every message of the transaction, in capture time order."""
+        items = [m for m in (self.request, *self.retransmissions, *self.responses, self.ack) if m is not None]
+        return tuple(sorted(items, key=_time_of))
+
+
+def _time_of(message: SipMessage) -> int:
+    return message.timestamp_ns if message.timestamp_ns is not None else 0
+
+
+@attrs.frozen
+class Leg:
+    """One call attempt between two adjacent hops (see ``docs/correlate.md``).
+
+    The initial INVITE transaction on that hop and everything in the dialog it
+    creates. Keyed on Call-ID + From-tag + hop + INVITE branch + time, never on
+    Call-ID alone.
+
+    Attributes:
+        leg_id: stable identifier, unique in a reconstruction.
+        call_id, from_tag: the dialog identifiers of the caller side.
+        to_tags: the callee tags seen (several when the INVITE forked).
+        branch: the INVITE's top Via branch (``None`` when the INVITE is absent).
+        uac, uas: the endpoints that sent and received the INVITE.
+        role: ``"inbound"`` (no upstream leg in its chain) or ``"outbound"``.
+        trunk: the trunk name of the remote end, or its address when unmapped.
+        attempt: 1-based order among the outbound attempts of the same
+            upstream leg (``None`` for inbound legs).
+        final_status: the final response to the INVITE (``None`` if none seen).
+        end: how the attempt ended: ``"answered"``, ``"failed"``,
+            ``"cancelled"``, ``"timeout"`` (INVITE retransmitted, no final
+            response, the call moved on), or ``"open"``.
+        invite: the first INVITE of the leg, ``None`` when not captured.
+        messages: every message of the leg, in time order.
+        transactions: the leg's transactions, in time order.
+    """
+
+    leg_id: str
+    call_id: str
+    from_tag: str | None
+    to_tags: tuple[str, ...]
+    branch: str | None
+    uac: Endpoint | None
+    uas: Endpoint | None
+    started_ns: int
+    ended_ns: int
+    invite: SipMessage | None
+    final_status: int | None
+    end: str
+    messages: tuple[SipMessage, ...]
+    transactions: tuple[Transaction, ...] = ()
+    role: str = "inbound"
+    trunk: str | None = None
+    attempt: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        """True when the INVITE got a 2xx."""
+        return self.final_status is not None and 200 <= self.final_status < 300
+
+
+@attrs.frozen
+class Evidence:
+    """One fact a link rests on: a header (or field) value and where it was seen."""
+
+    field: str
+    value: str
+    frames: tuple[tuple[str, int], ...] = ()  # (source, frame) of the messages that carried it
+
+
+@attrs.frozen
+class Link:
+    """An edge between two legs and why it exists.
+
+    ``score`` 0-100 says how strong the rule is; ``identifier_match`` is true
+    for an identifier the signalling carried, false for a heuristic.
+    """
+
+    a: str
+    b: str
+    rule: str
+    evidence: tuple[Evidence, ...]
+    score: int
+    identifier_match: bool
+
+
+@attrs.frozen
+class Failover:
+    """A move from one outbound attempt to the next one of the same upstream leg.
+
+    ``cause`` is the failure status (``"408"``, ``"503"`` …), ``"timeout"``
+    (no final response on the wire: the next attempt began while the INVITE
+    was still being retransmitted or unanswered) or ``"cancelled"``.
+    ``failed_at_ns`` is when the failure is evident on the wire: the final
+    response, the CANCEL, or for a timeout the first INVITE of the failed
+    attempt (the element's local timer is not on the wire). ``latency_ns`` is
+    ``next_invite_at_ns - failed_at_ns``.
+    """
+
+    from_leg: str
+    to_leg: str
+    cause: str
+    failed_at_ns: int
+    next_invite_at_ns: int
+    latency_ns: int
+    original_trunk_id: str | None
+    attempt: int
+    evidence: tuple[Evidence, ...] = ()
+
+
+@attrs.frozen
+class Chain:
+    """All legs of one logical call, the links that tie them, its failovers.
+
+    ``legs``: inbound legs first, then outbound attempts in order.
+    ``outcome``: ``"answered"``, ``"failed"``, ``"cancelled"`` or ``"open"``;
+    ``answered_by`` the leg that answered, ``final_status`` what the caller got.
+    """
+
+    chain_id: str
+    legs: tuple[Leg, ...]
+    links: tuple[Link, ...]
+    failovers: tuple[Failover, ...]
+    outcome: str
+    answered_by: str | None = None
+    final_status: int | None = None
+
+    def leg(self, leg_id: str) -> Leg:
+        """The leg with that id."""
+        for leg in self.legs:
+            if leg.leg_id == leg_id:
+                return leg
+        raise KeyError(leg_id)
+
+
+@attrs.frozen
+class Unlinked:
+    """A message that belongs to no chain, and why."""
+
+    message: SipMessage
+    reason: str
