@@ -105,6 +105,8 @@ _KNOWN_NAMES = [
     "User-Agent", "User-to-User", "Via", "Warning", "WWW-Authenticate",
 ]
 _CANONICAL: dict[str, str] = {n.lower(): n for n in _KNOWN_NAMES}
+#: lower-cased names that have a compact form, and the compact letters
+_COMPACT_OF = {v.lower() for v in COMPACT_FORMS.values()} | set(COMPACT_FORMS)
 for _short, _long in COMPACT_FORMS.items():
     _CANONICAL[_short] = _long
 del _short, _long
@@ -118,6 +120,19 @@ def canonical_header_name(name: str) -> str:
     Lookups compare names case-insensitively anyway.
     """
     return _CANONICAL.get(name.lower(), name)
+
+
+# raw name as written (before the colon) -> (name, canonical name, lookup key, is a token)
+_NAMES: dict[str, tuple[str, str, str, bool]] = {}
+
+
+def _name_info(written: str) -> tuple[str, str, str, bool]:
+    name = written.rstrip(" \t")
+    canonical = canonical_header_name(name)
+    info = (name, canonical, canonical.lower(), _TOKEN.fullmatch(name) is not None)
+    if len(_NAMES) < 4096:  # bounded: hostile input cannot grow it
+        _NAMES[written] = info
+    return info
 
 
 def _lookup_key(name: str) -> str:
@@ -454,6 +469,7 @@ class Headers:
     base_offset: int = attrs.field(default=0, eq=False, repr=False)
     newline: str = attrs.field(default="\r\n", eq=False, repr=False)
     _table: _Table | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
+    _low: str | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
@@ -504,13 +520,15 @@ class Headers:
                 if not colon:
                     defects.append(Defect("header-without-colon", f"header line without ':' ({line!r})", offset))
                 else:
-                    raw_name = raw_name.rstrip(" \t")
-                    if not _TOKEN.fullmatch(raw_name):
+                    known = _NAMES.get(raw_name)
+                    if known is None:
+                        known = _name_info(raw_name)
+                    raw_name, canonical, key, is_token = known
+                    if not is_token:
                         defects.append(
                             Defect("bad-header-name", f"header name {raw_name!r} is not a token", offset)
                         )
-                    canonical = canonical_header_name(raw_name)
-                    index.setdefault(canonical.lower(), []).append(len(entries))
+                    index.setdefault(key, []).append(len(entries))
                     entries.append((raw_name, canonical, raw_value))
                     offsets.append(offset)
         table = (tuple(entries), tuple(offsets), index, tuple(defects))
@@ -535,9 +553,59 @@ class Headers:
     def _positions(self, name: str) -> list[int]:
         return self._build()[2].get(_lookup_key(name), [])
 
+    def _lower(self) -> str:
+        low = self._low
+        if low is None:
+            low = self.text.lower()
+            object.__setattr__(self, "_low", low)
+        return low
+
+    def might_contain(self, name: str) -> bool:
+        """False only when ``name`` (which has no compact form) is surely absent.
+
+        A cheap test on the raw text, without building the table: for callers
+        that look for rare headers in many messages.
+        """
+        low = self._lower()
+        name = name.lower()
+        return low.startswith(name) or f"\n{name}" in low
+
+    def _scan_first(self, name: str) -> tuple[bool, str | None]:
+        """``(True, first value of name)`` by scanning the text (``None`` when
+        absent); ``(False, None)`` when only the table can say (compact forms,
+        folding, odd line ends). Same answer as the table, without building it."""
+        text = self.text
+        if self._table is not None or self.newline != "\r\n" or "\n " in text or "\n\t" in text:
+            return False, None  # folded lines: only the table joins them right
+        key = name.lower()
+        if key in _COMPACT_OF:  # several spellings: the table knows them
+            return False, None
+        low = self._lower()
+        start = 0 if low.startswith(key) else low.find("\n" + key) + 1
+        if start == 0 and not low.startswith(key):
+            return True, None
+        while True:
+            i = start + len(key)
+            while i < len(low) and low[i] in " \t":
+                i += 1
+            if i < len(low) and low[i] == ":":
+                end = text.find("\r\n", i)
+                end = len(text) if end < 0 else end
+                value = text[i + 1 : end]
+                if "\n" in value or "\r" in value:
+                    return False, None  # a stray line end: let the table split it
+                return True, value.strip(" \t")
+            start = low.find("\n" + key, i) + 1
+            if start == 0:
+                return True, None
+
     # ------------------------------------------------------------ lookups
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` (unfolded, stripped), or ``default``."""
+        if self._table is None:
+            known, quick = self._scan_first(name)
+            if known:
+                return default if quick is None else quick
         pos = self._positions(name)
         return unfold(self.entries[pos[0]][2]) if pos else default
 
@@ -561,7 +629,13 @@ class Headers:
         return tuple((canonical, unfold(raw)) for _, canonical, raw in self.entries)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self._positions(name))
+        if not isinstance(name, str):
+            return False
+        if self._table is None:
+            known, quick = self._scan_first(name)
+            if known:
+                return quick is not None
+        return bool(self._positions(name))
 
     def __len__(self) -> int:
         return len(self.entries)

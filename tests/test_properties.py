@@ -220,3 +220,27 @@ def test_stream_parser_never_crashes(chunks: list[bytes], strict: bool) -> None:
                 break
             _touch_everything(item)
     assert p.consumed + p.buffered == total
+
+
+header_lines = st.lists(
+    st.builds(
+        lambda n, sep, v: n + sep + v,
+        st.sampled_from(["Session-ID", "session-id", "SESSION-ID", "X-CID", "x-cid", "Via", "v", "Subject", "X-CIDX", "Session-IDs"]),
+        st.sampled_from([":", " :", "\t: ", ":  ", ""]),
+        st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20) | st.sampled_from(["\r\n folded", "a\rb", "x\ny"]),
+    ),
+    max_size=8,
+)
+
+
+@given(header_lines, st.sampled_from(["Session-ID", "X-CID", "Subject", "Via", "Missing"]))
+@settings(max_examples=800)
+def test_header_scan_agrees_with_the_table(lines: list[str], name: str) -> None:
+    from sipchain import Headers
+
+    text = "\r\n".join(lines)
+    scanned = Headers(text)
+    tabled = Headers(text)
+    _ = tabled.entries  # build the table first
+    assert scanned.get(name) == tabled.get(name)
+    assert (name in Headers(text)) == (name in tabled)

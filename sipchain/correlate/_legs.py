@@ -198,17 +198,17 @@ def build_legs(messages: Sequence[SipMessage]) -> tuple[list[LegDraft], list[Oth
     others: dict[tuple[str, str], OtherDraft] = {}
     unplaced: list[tuple[SipMessage, str]] = []
 
+    others_by_call: dict[str, OtherDraft] = {}
+
     def other(kind: str, m: SipMessage) -> None:
         call_id = m.call_id or ""
         group = others.get((kind, call_id))
-        if group is None:
+        if group is None and call_id:
             # a NOTIFY or BYE of a dialog started by a non-INVITE request
-            for (_, c), g in others.items():
-                if c == call_id and call_id:
-                    group = g
-                    break
+            group = others_by_call.get(call_id)
         if group is None:
             group = others[(kind, call_id)] = OtherDraft(kind, call_id)
+            others_by_call.setdefault(call_id, group)
         group.messages.append(m)
 
     def find_leg(m: SipMessage, hop: Hop, *, exact: bool = False) -> LegDraft | None:

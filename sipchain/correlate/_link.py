@@ -154,13 +154,16 @@ def find_links(
         for m in leg.messages:
             if m.method is None and m.status is not None and m.status < 180:
                 continue  # 100 Trying carries nothing of the session
-            if "Session-ID" in m.headers:
+            hdrs = m.headers
+            if hdrs.might_contain("Session-ID") and "Session-ID" in hdrs:
                 sid = m.session_id
                 if sid is not None:
                     for uuid in sid.uuids():
                         seen_sid[uuid].append(m)
             for name, rx in patterns.items():
-                value = m.headers.get(name)
+                if not hdrs.might_contain(name):
+                    continue
+                value = hdrs.get(name)
                 if value is None:
                     continue
                 if rx is not None:
@@ -169,7 +172,7 @@ def find_links(
                         continue
                     value = match.group(1) if match.groups() else match.group()
                 seen_hdr[(name, value.strip())].append(m)
-            if "P-Charging-Vector" in m.headers:
+            if hdrs.might_contain("P-Charging-Vector") and "P-Charging-Vector" in hdrs:
                 cv = m.charging_vector
                 if cv is not None:
                     for v in (cv.icid_value, cv.related_icid):
