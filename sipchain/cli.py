@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from sipchain.model import SipMessage
+    from sipchain.result import Reconstruction
 
 __all__ = ["main"]
 
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "messages":
         return _cmd_messages(args.paths, out=sys.stdout, err=sys.stderr)
+    if args.command == "reconstruct":
+        return _cmd_reconstruct(args, out=sys.stdout, err=sys.stderr)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 
@@ -89,6 +92,21 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     messages.add_argument("paths", nargs="+", metavar="PATH", help="a message file or a directory")
+    rec = sub.add_parser(
+        "reconstruct",
+        help="rebuild every call chain of captures: legs, links, failovers",
+        description=(
+            "Read the sources (captures, directories), rebuild each call chain and print "
+            "its legs in order (role, trunk, Call-ID, attempt, final status) and its "
+            "failovers (cause, latency). Exit 0 when no error finding exists, 1 when one "
+            "does, 2 on unusable input or usage."
+        ),
+    )
+    rec.add_argument("sources", nargs="+", metavar="SOURCE", help="a capture file or a directory")
+    rec.add_argument("--trunks", metavar="FILE", help="TOML file: [trunks] name = [addresses]")
+    rec.add_argument("--policy", metavar="FILE", help="compliance policy (TOML)")
+    rec.add_argument("--cdr", metavar="FILE", help="CDR export to reconcile against")
+    rec.add_argument("--json", metavar="OUT", help="also write the JSON document (docs/schema) to OUT")
     return parser
 
 
@@ -206,4 +224,83 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     lines = [line(columns), line(["-" * w for w in widths])]
     lines.extend(line(row) for row in rows)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# sipchain reconstruct
+# --------------------------------------------------------------------------
+
+
+def _cmd_reconstruct(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from sipchain import reconstruct
+    from sipchain.errors import SipChainError
+
+    try:
+        result = reconstruct(args.sources, trunks=args.trunks, policy=args.policy, cdr=args.cdr)
+    except SipChainError as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return EXIT_USAGE
+    out.write(format_reconstruction(result))
+    if args.json:
+        try:
+            Path(args.json).write_text(result.to_json(), encoding="utf-8")
+        except OSError as exc:
+            print(f"{PROG}: cannot write {args.json!r}: {exc.strerror or exc}", file=err)
+            return EXIT_USAGE
+    errors = [f for f in result.findings if getattr(f, "severity", "") == "error"]
+    return 1 if errors else EXIT_OK
+
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1_000_000:.1f} ms"
+
+
+def _clock(ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def format_reconstruction(result: Reconstruction) -> str:
+    """Each chain: its legs in order, its failovers, then a summary line."""
+    lines: list[str] = []
+    for chain in result.chains:
+        status = f" {chain.final_status}" if chain.final_status is not None else ""
+        lines.append(f"chain {chain.chain_id}: {chain.outcome}{status}, {len(chain.legs)} legs")
+        rows = []
+        for leg in chain.legs:
+            frame = leg.invite.provenance.frame if leg.invite is not None and leg.invite.provenance else None
+            rows.append(
+                (
+                    leg.role,
+                    _cell(str(leg.attempt) if leg.attempt is not None else None),
+                    _cell(leg.trunk),
+                    _cell(leg.call_id),
+                    _clock(leg.started_ns),
+                    _cell(str(leg.final_status) if leg.final_status is not None else None),
+                    leg.end,
+                    _cell(str(frame) if frame is not None else "no INVITE"),
+                    str(len(leg.messages)),
+                )
+            )
+        table = format_table(
+            ("role", "attempt", "trunk", "Call-ID", "INVITE at", "final", "end", "INVITE frame", "messages"), rows
+        )
+        lines += ["  " + line for line in table.rstrip("\n").split("\n")]
+        for fo in chain.failovers:
+            lines.append(
+                f"  failover to attempt {fo.attempt}: {fo.cause} on {fo.original_trunk_id or '-'}, "
+                f"next INVITE {_ms(fo.latency_ns)} later"
+            )
+        rules = sorted({link.rule for link in chain.links})
+        if rules:
+            lines.append(f"  linked by: {', '.join(rules)}")
+        lines.append("")
+    other = sum(len(o.messages) for o in result.other)
+    lines.append(
+        f"{len(result.chains)} chains, {sum(len(c.legs) for c in result.chains)} legs, "
+        f"{sum(len(c.failovers) for c in result.chains)} failovers; {len(result.messages)} messages, "
+        f"{other} outside calls, {len(result.unlinked)} unlinked; {len(result.findings)} findings"
+    )
     return "\n".join(lines) + "\n"
