@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from sipchain.correlate._legs import build_legs
+from sipchain.correlate._legs import build_legs, node
 from sipchain.correlate._link import (
     DEFAULT_CORRELATION_HEADERS,
     UnionFind,
+    adjacent_links,
     find_links,
-    heuristic_links,
 )
 from sipchain.correlate._trunks import TrunkMap, TrunkSpec, load_trunks
 from sipchain.model import Chain, Evidence, Failover, Leg, Link, SipMessage, Unlinked
@@ -89,12 +89,14 @@ def correlate(
             continue
         kept.append(link)
         uf.union(link.a, link.b)
-    component = {leg_id: uf.find(leg_id) for leg_id in by_id}
-    for link in heuristic_links(legs, component):
-        if _link_key(link) in rejected_keys:
-            continue
-        if uf.union(link.a, link.b):
-            kept.append(link)
+    # weaker rules only join what the identifiers left apart, one candidate at a time
+    for rule in ("sdp-origin", "heuristic"):
+        component = {leg_id: uf.find(leg_id) for leg_id in by_id}
+        for link in adjacent_links(legs, component, rule):
+            if _link_key(link) in rejected_keys:
+                continue
+            if uf.union(link.a, link.b):
+                kept.append(link)
 
     members: dict[str, list[Leg]] = defaultdict(list)
     for leg in legs:
@@ -127,8 +129,9 @@ def _chain(group: list[Leg], links: list[Link], trunks: TrunkMap) -> Chain:
     for i, leg in enumerate(group):
         if leg.uac is None:
             continue
+        caller = node(leg.uac, leg.uas)
         for earlier in reversed(group[:i]):
-            if earlier.uas is not None and earlier.uas.ip == leg.uac.ip:
+            if earlier.uas is not None and node(earlier.uas, earlier.uac) == caller:
                 upstream[leg.leg_id] = earlier
                 break
     attempts: dict[str, list[Leg]] = defaultdict(list)

@@ -1,8 +1,9 @@
 """Messages -> transactions (RFC 3261 §17) -> legs (one INVITE attempt on one hop).
 
-A *hop* is the unordered pair of the two IP addresses that exchanged the
-messages (ports are left out: a TCP peer answers from another port, a BYE may
-come on a new connection). A transaction is keyed on its top Via branch and
+A *hop* is the unordered pair of the two hosts that exchanged the messages:
+their IP addresses (ports are left out: a TCP peer answers from another port,
+a BYE may come on a new connection), or ``ip:port`` when both ends share one
+address. A transaction is keyed on its top Via branch and
 method on that hop (RFC 3261 §17.2.3; branches carry the magic cookie and are
 unique per hop), or, for RFC 2543 peers, on Call-ID, tags, CSeq and the top
 Via. A leg is the initial INVITE transaction on a hop and every transaction of
@@ -19,16 +20,26 @@ from collections.abc import Iterable, Sequence
 from sipchain.correlate import _fsm
 from sipchain.model import Endpoint, Leg, SipMessage, Transaction
 
-__all__ = ["LegDraft", "OtherDraft", "build_legs"]
+__all__ = ["LegDraft", "OtherDraft", "build_legs", "node"]
 
 MAGIC_COOKIE = "z9hG4bK"
 
 Hop = tuple[str, str]
 
 
+def node(end: Endpoint | None, peer: Endpoint | None) -> str:
+    """The host an endpoint stands for: its IP address, or ``ip:port`` when both
+    ends share one address (a single-address host such as ``::1`` running
+    several SIP elements on different ports)."""
+    if end is None:
+        return "?"
+    if peer is not None and peer.ip == end.ip:
+        return f"{end.ip}:{end.port}"
+    return end.ip
+
+
 def _hop(m: SipMessage) -> Hop:
-    a = m.src.ip if m.src is not None else "?"
-    b = m.dst.ip if m.dst is not None else "?"
+    a, b = node(m.src, m.dst), node(m.dst, m.src)
     return (a, b) if a <= b else (b, a)
 
 

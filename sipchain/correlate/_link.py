@@ -9,7 +9,8 @@ rule                   score  identifier  ties two legs when
 ``session-id``          90    yes         an RFC 7989 Session-ID UUID in common
 ``header:<name>``       80    yes         a configured correlation header value
 ``charging-vector``     80    yes         P-Charging-Vector icid-value / related-icid
-``sdp-origin``          60    yes         the same SDP ``o=`` session (user, id, address)
+``sdp-origin``          60    yes         the same SDP ``o=`` session, adjacent hosts,
+                                          within seconds, and only one candidate
 ``heuristic``           30    no          caller and callee numbers, adjacent hosts,
                                           within seconds, and only one candidate
 =====================  =====  ==========  ==========================================
@@ -26,9 +27,10 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
+from sipchain.correlate._legs import node
 from sipchain.model import Evidence, Leg, Link, SipMessage
 
-__all__ = ["DEFAULT_CORRELATION_HEADERS", "UnionFind", "find_links", "heuristic_links"]
+__all__ = ["DEFAULT_CORRELATION_HEADERS", "UnionFind", "adjacent_links", "find_links"]
 
 #: Correlation headers read by default: name -> value regex (group 1), or
 #: ``None`` for the whole value. ``correlation=`` adds to or overrides these.
@@ -192,23 +194,6 @@ def find_links(
         links += _link_groups(groups, rule, 80)
     links += _link_groups(icid, "charging-vector", 80)
 
-    # 5. SDP origin
-    origin: dict[tuple[str, str], list[tuple[Leg, tuple[SipMessage, ...]]]] = defaultdict(list)
-    for leg in legs:
-        found: dict[str, SipMessage] = {}
-        for m in leg.messages:
-            if not m.body or m.method not in (None, "INVITE", "ACK", "UPDATE"):
-                continue
-            sdp = m.sdp
-            if sdp is None or sdp.origin is None:
-                continue
-            o = sdp.origin
-            if o.session_id in ("0", ""):
-                continue
-            found.setdefault(f"{o.username} {o.session_id} {o.nettype} {o.addrtype} {o.address}", m)
-        for value, m in found.items():
-            origin[("SDP o=", value)].append((leg, (m,)))
-    links += _link_groups(origin, "sdp-origin", 60)
     return links
 
 
@@ -216,62 +201,90 @@ def _digits(value: str | None) -> str:
     return "".join(c for c in value or "" if c.isdigit())[-10:]
 
 
-def heuristic_links(
-    legs: Sequence[Leg],
-    component_of: Mapping[str, str],
-) -> list[Link]:
+def _numbers(leg: Leg) -> tuple[str, str] | None:
+    m = leg.invite
+    if m is None:
+        return None
+    caller = _digits(m.from_.uri.user if m.from_ is not None else None)
+    uri = m.request_uri
+    callee = _digits(uri.user if uri is not None else None) or _digits(m.to.uri.user if m.to is not None else None)
+    return (caller, callee) if caller and callee else None
+
+
+def _origins(leg: Leg) -> dict[str, SipMessage]:
+    """The SDP ``o=`` sessions of a leg's offers and answers."""
+    found: dict[str, SipMessage] = {}
+    for m in leg.messages:
+        if not m.body or m.method not in (None, "INVITE", "ACK", "UPDATE"):
+            continue
+        sdp = m.sdp
+        if sdp is None or sdp.origin is None:
+            continue
+        o = sdp.origin
+        if o.session_id in ("0", ""):
+            continue
+        found.setdefault(f"{o.username} {o.session_id} {o.nettype} {o.addrtype} {o.address}", m)
+    return found
+
+
+def adjacent_links(legs: Sequence[Leg], component_of: Mapping[str, str], rule: str) -> list[Link]:
     """Tie a leg to the one upstream leg that plausibly forwarded it.
 
     Candidates: the upstream leg's callee host is the leg's caller host, its
-    INVITE came first and at most ``HEURISTIC_WINDOW_NS`` before, the caller
-    numbers (From user) and callee numbers (To or Request-URI user) agree, and
-    they are in different chains. Linked only when exactly one candidate
-    exists, so two calls between the same numbers at once stay apart.
+    INVITE came first and at most ``HEURISTIC_WINDOW_NS`` before, they are in
+    different chains, and they share evidence: the same SDP ``o=`` session
+    (``rule="sdp-origin"``, an identifier, score 60) or the same caller and
+    callee numbers (``rule="heuristic"``, not an identifier, score 30). Linked
+    only when exactly one candidate exists, so two calls that look alike at
+    the same moment stay apart (user agents that reuse one SDP session id, or
+    the same numbers called twice).
     """
-    def numbers(leg: Leg) -> tuple[str, str] | None:
-        m = leg.invite
-        if m is None:
-            return None
-        caller = _digits(m.from_.uri.user if m.from_ is not None else None)
-        uri = m.request_uri
-        callee = _digits(uri.user if uri is not None else None) or _digits(
-            m.to.uri.user if m.to is not None else None
-        )
-        return (caller, callee) if caller and callee else None
+    def keys(leg: Leg) -> dict[str, SipMessage]:
+        if rule == "sdp-origin":
+            return _origins(leg)
+        numbers = _numbers(leg)
+        if numbers is None or leg.invite is None:
+            return {}
+        return {f"{numbers[0]};{numbers[1]}": leg.invite}
 
-    index: dict[tuple[str, str, str], list[Leg]] = defaultdict(list)
+    index: dict[tuple[str, str], list[tuple[Leg, SipMessage]]] = defaultdict(list)
+    evidence_of: dict[str, dict[str, SipMessage]] = {}
     for leg in legs:
-        key = numbers(leg)
-        if key is not None and leg.uas is not None:
-            index[(leg.uas.ip, *key)].append(leg)
+        found = evidence_of[leg.leg_id] = keys(leg)
+        if leg.uas is not None:
+            callee = node(leg.uas, leg.uac)
+            for value, m in found.items():
+                index[(callee, value)].append((leg, m))
     links: list[Link] = []
     for leg in legs:
-        key = numbers(leg)
-        if key is None or leg.uac is None:
+        if leg.uac is None:
             continue
-        candidates = [
-            up
-            for up in index.get((leg.uac.ip, *key), [])
-            if up.leg_id != leg.leg_id
-            and component_of[up.leg_id] != component_of[leg.leg_id]
-            and 0 <= leg.started_ns - up.started_ns <= HEURISTIC_WINDOW_NS
-        ]
-        if len(candidates) != 1:
+        caller = node(leg.uac, leg.uas)
+        candidates: dict[str, tuple[Leg, str, SipMessage, SipMessage]] = {}
+        explained = False
+        for value, mine in evidence_of[leg.leg_id].items():
+            for up, theirs in index.get((caller, value), []):
+                if up.leg_id == leg.leg_id or not 0 <= leg.started_ns - up.started_ns <= HEURISTIC_WINDOW_NS:
+                    continue
+                if component_of[up.leg_id] == component_of[leg.leg_id]:
+                    explained = True  # its own chain already holds a leg that fits
+                else:
+                    candidates.setdefault(up.leg_id, (up, value, theirs, mine))
+        if explained or len(candidates) != 1:
             continue
-        up = candidates[0]
-        assert up.invite is not None
-        assert leg.invite is not None
+        ((up, value, theirs, mine),) = candidates.values()
+        field = "SDP o=" if rule == "sdp-origin" else "caller;callee"
         links.append(
             Link(
                 a=up.leg_id,
                 b=leg.leg_id,
-                rule="heuristic",
+                rule=rule,
                 evidence=(
-                    Evidence("caller;callee", f"{key[0]};{key[1]}", _frames((up.invite, leg.invite))),
-                    Evidence("adjacent host", leg.uac.ip, _frames((up.invite, leg.invite))),
+                    Evidence(field, value, _frames((theirs, mine))),
+                    Evidence("adjacent host", caller, _frames((theirs, mine))),
                 ),
-                score=30,
-                identifier_match=False,
+                score=60 if rule == "sdp-origin" else 30,
+                identifier_match=rule == "sdp-origin",
             )
         )
     return links
