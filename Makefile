@@ -1,7 +1,7 @@
 # sipchain developer entry points. GNU make; needs python3 (3.11) and, for the
 # Debian tools the tests use, apt (installed automatically when run as root).
 #
-#   make demo    venv + list the messages of the bundled failover fixture
+#   make demo    venv + reconstruct the call chains of a bundled failover capture
 #   make test    venv + Debian tools + ruff + mypy + pytest
 #   make lint    ruff + mypy only
 #   make bench   parse throughput against dpkt and sipmessage
@@ -25,7 +25,7 @@ APT_PACKAGES = tshark
 .PHONY: help venv demo test lint bench tools clean distclean
 
 help:
-	@echo "make demo       create the venv and list the messages in fixtures/failover-exchange/"
+	@echo "make demo       create the venv and reconstruct a bundled failover capture"
 	@echo "make test       install what the tests need, then ruff, mypy and pytest"
 	@echo "make lint       ruff and mypy"
 	@echo "make bench      parse throughput (benchmarks/bench_parse.py)"
@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/sipchain messages fixtures/failover-exchange/
+	$(VENV)/bin/sipchain reconstruct fixtures/captures/failover-timeout.pcap --trunks fixtures/trunks.toml
 
 # Installs missing Debian tools when run as root; otherwise only says what is
 # missing (the tests that need it are skipped).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -150,3 +151,42 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_format_table_pads_columns_and_strips_trailing_space() -> None:
     text = format_table(("a", "bb"), [("xyz", "1"), ("q", "")])
     assert text == "a    bb\n---  --\nxyz  1\nq\n"
+
+
+# --------------------------------------------------------------------------
+# sipchain reconstruct
+# --------------------------------------------------------------------------
+
+LAB = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_reconstruct_prints_chains_and_failovers(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_json = tmp_path / "result.json"
+    code = main(
+        [
+            "reconstruct",
+            str(LAB / "captures" / "failover-timeout.pcap"),
+            "--trunks",
+            str(LAB / "trunks.toml"),
+            "--json",
+            str(out_json),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("chain C") == 2
+    assert "failover to attempt 2: timeout on carrier-a" in out
+    assert "outbound  2        carrier-b" in out
+    assert out.rstrip().endswith("2 chains, 6 legs, 2 failovers; 34 messages, 0 outside calls, 0 unlinked; 0 findings")
+    document = json.loads(out_json.read_text(encoding="utf-8"))
+    assert document["schema"] == "sipchain.reconstruction"
+    assert len(document["chains"]) == 2
+
+
+def test_reconstruct_unusable_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["reconstruct", str(tmp_path / "absent.pcap")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "trunks.toml"
+    bad.write_text("not = [toml")
+    assert main(["reconstruct", str(LAB / "captures" / "failover-503.pcapng"), "--trunks", str(bad)]) == 2
+    assert "trunk file" in capsys.readouterr().err
