@@ -1239,6 +1239,8 @@ class Leg:
         invite: the first INVITE of the leg, ``None`` when not captured.
         messages: every message of the leg, in time order.
         transactions: the leg's transactions, in time order.
+        dialogs: ``(To-tag, state)`` of each dialog the INVITE created (early
+            dialogs from forking included), the state from the dialog table.
     """
 
     leg_id: str
@@ -1258,6 +1260,7 @@ class Leg:
     role: str = "inbound"
     trunk: str | None = None
     attempt: int | None = None
+    dialogs: tuple[tuple[str, str], ...] = ()
 
     @property
     def answered(self) -> bool:

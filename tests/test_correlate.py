@@ -332,3 +332,72 @@ def test_deterministic() -> None:
     b = reconstruct(wire.trace(), trunks=TRUNKS)
     assert [c.chain_id for c in a.chains] == [c.chain_id for c in b.chains]
     assert a.chains == b.chains
+
+
+def test_charging_vector_links_b2bua_legs() -> None:
+    wire = Wire()
+    pcv = [("P-Charging-Vector", 'icid-value="ab-42";icid-generated-at=192.0.2.1')]
+    related = [("P-Charging-Vector", 'icid-value=zz-9;related-icid="ab-42"')]
+    failover_call(wire, 0, b2bua={"in": pcv, "a": related, "b": related})
+    (chain,) = reconstruct(wire.trace(), trunks=TRUNKS).chains
+    assert {link.rule for link in chain.links} == {"charging-vector"}
+    assert chain.links[0].evidence[0].value == "ab-42"
+
+
+def test_null_session_id_and_recycled_values_do_not_link() -> None:
+    wire = Wire()
+    null = [("Session-ID", "0" * 32)]
+    failover_call(wire, 0, b2bua={"in": null, "a": null, "b": null}, call_id="n1")
+    failover_call(wire, 0.5, b2bua={"in": null, "a": null, "b": null}, call_id="n2")
+    result = reconstruct(wire.trace(), trunks=TRUNKS)
+    assert not any(link.rule == "session-id" for c in result.chains for link in c.links)
+    # a correlation value that recurs minutes apart names two calls, not one
+    wire = Wire()
+    same = [("X-CID", "constant")]
+    failover_call(wire, 0, b2bua={"in": same, "a": same, "b": same}, call_id="r1")
+    failover_call(wire, 300_000, b2bua={"in": same, "a": same, "b": same}, call_id="r2")
+    result = reconstruct(wire.trace(), trunks=TRUNKS)
+    assert sorted(len(c.legs) for c in result.chains) == [3, 3]
+
+
+def _with_sdp(origin: str) -> bytes:
+    return (
+        f"v=0\r\no={origin} IN IP4 127.0.0.10\r\ns=-\r\nc=IN IP4 127.0.0.10\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 0\r\n"
+    ).encode()
+
+
+def test_sdp_origin_links_only_a_unique_adjacent_candidate() -> None:
+    def call(wire: Wire, t: float, call_id: str, origin: str, number: str) -> None:
+        inbound = Hop(wire, CALLER, EDGE, call_id, "f1", number=number)
+        out = Hop(wire, EDGE, CARRIER_B, f"{call_id}-x", "e1", number=f"9{number}")
+        sdp = [("Content-Type", "application/sdp")]
+        inbound.branch = f"z9hG4bK-in-{call_id}"
+        wire.send(CALLER, EDGE, t, f"INVITE sip:{number}@x SIP/2.0", inbound._headers(inbound.branch, "1 INVITE") + sdp, _with_sdp(origin))
+        out.branch = f"z9hG4bK-out-{call_id}"
+        wire.send(EDGE, CARRIER_B, t + 5, f"INVITE sip:9{number}@x SIP/2.0", out._headers(out.branch, "1 INVITE") + sdp, _with_sdp(origin))
+        out.reply(t + 50, 200, "OK")
+        inbound.reply(t + 51, 200, "OK")
+
+    wire = Wire()
+    call(wire, 0, "s1", "alice 8812 8812", "15550001")
+    (chain,) = reconstruct(wire.trace(), trunks=TRUNKS).chains
+    (link,) = chain.links
+    assert (link.rule, link.score, link.identifier_match) == ("sdp-origin", 60, True)
+    assert link.evidence[0].value == "alice 8812 IN IP4 127.0.0.10"
+    # the same origin on two calls at once (a user agent that never changes it)
+    wire = Wire()
+    call(wire, 0, "s1", "alice 8812 8812", "15550001")
+    call(wire, 1, "s2", "alice 8812 8812", "15550002")
+    assert len(reconstruct(wire.trace(), trunks=TRUNKS).chains) == 4
+
+
+def test_dialog_states_from_the_table() -> None:
+    wire = Wire()
+    failover_call(wire, 0)
+    (chain,) = reconstruct(wire.trace(), trunks=TRUNKS).chains
+    inbound, primary, secondary = chain.legs
+    assert [state for _, state in secondary.dialogs] == ["terminated"]  # answered, then BYE
+    assert [state for _, state in primary.dialogs] == ["terminated"]  # 503
+    assert inbound.dialogs
+    assert inbound.dialogs[-1][1] == "terminated"

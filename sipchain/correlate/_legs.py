@@ -123,6 +123,23 @@ class LegDraft:
         out.sort(key=_time)
         return out
 
+    def _dialogs(self) -> tuple[tuple[str, str], ...]:
+        """Each dialog of the INVITE (one per To-tag: forking makes several)
+        with the state it reached in the ``_fsm.DIALOG`` table."""
+        events: dict[str, list[tuple[int, str]]] = {}
+        if self.invite_tx is not None:
+            for r in self.invite_tx.responses:
+                if r.to_tag and r.status is not None:
+                    events.setdefault(r.to_tag, []).append((_time(r), _fsm.event_of_status(r.status)))
+        for tx in self.txs:
+            if tx.method == "BYE" and tx.request is not None:
+                for tag in (tx.request.from_tag, tx.request.to_tag):
+                    if tag is not None and tag in events:
+                        events[tag].append((_time(tx.request), "bye"))
+        return tuple(
+            (tag, _fsm.run(_fsm.DIALOG, [e for _, e in sorted(found)])) for tag, found in events.items()
+        )
+
     def freeze(self) -> Leg:
         messages = self.messages()
         invite = self.invite_tx.request if self.invite_tx is not None else None
@@ -148,6 +165,7 @@ class LegDraft:
         leg_id = "L" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:12]
         txs = sorted((*self.txs, *self.cancels), key=lambda t: t.first_ns)
         return Leg(
+            dialogs=self._dialogs(),
             leg_id=leg_id,
             call_id=self.call_id,
             from_tag=self.from_tag,

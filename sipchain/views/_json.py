@@ -418,6 +418,7 @@ def _leg(leg: Leg, index: MessageIndex) -> dict[str, Any]:
         "call_id": leg.call_id,
         "from_tag": leg.from_tag,
         "to_tags": list(leg.to_tags),
+        "dialogs": [{"to_tag": tag, "state": state} for tag, state in leg.dialogs],
         "branch": leg.branch,
         "uac": _endpoint(leg.uac),
         "uas": _endpoint(leg.uas),
