@@ -759,6 +759,10 @@ class SipMessage:
     and anything after it (trailing octets in a datagram) is recorded as a
     defect, never taken as a second message.
 
+    ``metadata`` holds ``(name, value)`` pairs an export carried beside the
+    message (``trunk_id``, ``original_trunk_id``, ``failover_timestamp``,
+    ``sip_sequence``, ``conversationId``, ``callidAleg`` …), as strings.
+
     Typed header accessors are parsed on first access and cached. ``defects``
     lists framing problems found while parsing plus, computed on first access,
     every grammar or rule problem of the typed headers.
@@ -779,9 +783,20 @@ class SipMessage:
     timestamp_ns: int | None = None
     src: Endpoint | None = None
     dst: Endpoint | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
     _cache: dict[str, Any] = attrs.field(
         factory=dict, init=False, eq=False, repr=False, hash=False
     )
+
+    def meta(self, *names: str) -> str | None:
+        """The first export metadata value under any of ``names`` (e.g.
+        ``"trunk_id", "trunkId"``), or ``None``. Sources that carry metadata
+        beside the SIP text (platform exports) fill ``metadata``."""
+        for name in names:
+            for key, value in self.metadata:
+                if key == name:
+                    return value
+        return None
 
     def _memo(self, key: str, compute: Callable[[], _T]) -> _T:
         cache = self._cache

@@ -401,3 +401,40 @@ def test_dialog_states_from_the_table() -> None:
     assert [state for _, state in primary.dialogs] == ["terminated"]  # 503
     assert inbound.dialogs
     assert inbound.dialogs[-1][1] == "terminated"
+
+
+def _tag_export(wire: Wire, dst: Endpoint, pairs: tuple[tuple[str, str], ...]) -> None:
+    """Give every message sent to or from ``dst`` export metadata, as a platform export would."""
+    wire.messages = [
+        attrs.evolve(m, metadata=pairs) if dst in (m.src, m.dst) else m for m in wire.messages
+    ]
+
+
+def test_export_metadata_links_and_names_trunks() -> None:
+    wire = Wire()
+    failover_call(wire, 0, b2bua={})
+    _tag_export(wire, CALLER, (("conversationId", "conv-1"),))
+    _tag_export(wire, CARRIER_A, (("conversationId", "conv-1"), ("trunk_id", "byoc-primary")))
+    _tag_export(wire, CARRIER_B, (("callidAleg", "cid-1"), ("trunk_id", "byoc-secondary")))
+    (chain,) = reconstruct(wire.trace()).chains  # no trunk map: the export names the trunks
+    assert [leg.trunk for leg in chain.legs[1:]] == ["byoc-primary", "byoc-secondary"]
+    rules = {link.rule for link in chain.links}
+    assert {"export:conversationId", "export:callidAleg"} <= rules
+    assert chain.failovers[0].original_trunk_id == "byoc-primary"
+
+
+def test_export_failover_metadata_ties_the_failed_attempt() -> None:
+    wire = Wire()
+    failover_call(wire, 0, b2bua={})
+    failure_at = T0 + 20 * MS  # the 503 on carrier-a
+    _tag_export(
+        wire,
+        CARRIER_B,
+        (("original_trunk_id", "carrier-a"), ("failover_timestamp", str(failure_at // 1_000_000)), ("trunk_id", "carrier-b")),
+    )
+    (chain, *_) = reconstruct(wire.trace(), trunks=TRUNKS, correlation={}).chains
+    link = next(link for link in chain.links if link.rule == "export:failover")
+    assert chain.leg(link.a).trunk == "carrier-a"
+    assert chain.leg(link.b).trunk == "carrier-b"
+    assert [e.field for e in link.evidence] == ["original_trunk_id", "failover_timestamp"]
+    assert any(e.field == "original_trunk_id" for e in chain.failovers[0].evidence)

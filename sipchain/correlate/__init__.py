@@ -84,7 +84,10 @@ def correlate(
 
     uf = UnionFind(by_id)
     kept: list[Link] = []
-    for link in find_links(legs, headers):
+    # the trunk each leg's callee side names (from the export, or the map):
+    # the export's original_trunk_id points at a leg by its trunk
+    trunk_of = {leg.leg_id: _exported_trunk(leg) or trunk_map.name_of(leg.uas, leg.invite) for leg in legs}
+    for link in find_links(legs, headers, trunk_of):
         if _link_key(link) in rejected_keys:
             continue
         kept.append(link)
@@ -146,7 +149,7 @@ def _chain(group: list[Leg], links: list[Link], trunks: TrunkMap) -> Chain:
         up = upstream.get(leg.leg_id)
         role = "outbound" if up is not None else "inbound"
         remote = leg.uas if role == "outbound" else leg.uac
-        trunk = trunks.name_of(remote, leg.invite, remote_is_uas=role == "outbound")
+        trunk = _exported_trunk(leg) or trunks.name_of(remote, leg.invite, remote_is_uas=role == "outbound")
         if trunk is None and remote is not None:
             trunk = f"{'[' + remote.ip + ']' if ':' in remote.ip else remote.ip}:{remote.port}"
         attempt = None
@@ -190,6 +193,20 @@ def _chain(group: list[Leg], links: list[Link], trunks: TrunkMap) -> Chain:
     )
 
 
+TRUNK_KEYS = ("trunk_id", "trunkId", "trunk")
+ORIGINAL_TRUNK_KEYS = ("original_trunk_id", "originalTrunkId")
+
+
+def _exported_trunk(leg: Leg) -> str | None:
+    """The trunk an export names for the leg (``trunk_id`` and its aliases)."""
+    for m in leg.messages:
+        if m.metadata:
+            value = m.meta(*TRUNK_KEYS)
+            if value:
+                return value
+    return None
+
+
 def _first_invite_ns(leg: Leg) -> int:
     return _time(leg.invite) if leg.invite is not None else leg.started_ns
 
@@ -224,6 +241,9 @@ def _failover(earlier: Leg, later: Leg) -> Failover | None:
     evidence.insert(0, Evidence("failure", cause, _frames_of((proof,))))
     if later.invite is not None:
         evidence.append(Evidence("next INVITE", later.trunk or "", _frames_of((later.invite,))))
+    exported = next((v for m in later.messages if m.metadata and (v := m.meta(*ORIGINAL_TRUNK_KEYS))), None)
+    if exported is not None:
+        evidence.append(Evidence("original_trunk_id", exported, _frames_of(later.messages[:1])))
     return Failover(
         from_leg=earlier.leg_id,
         to_leg=later.leg_id,

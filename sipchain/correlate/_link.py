@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from collections.abc import Iterable, Mapping, Sequence
 
 from sipchain.correlate._legs import node
@@ -132,6 +134,7 @@ def _invite_carriers(leg: Leg) -> tuple[SipMessage, ...]:
 def find_links(
     legs: Sequence[Leg],
     correlation: Mapping[str, str | None],
+    trunk_of: Mapping[str, str | None] | None = None,
 ) -> list[Link]:
     """Every link between legs, by every rule, strongest first."""
     links: list[Link] = []
@@ -193,8 +196,117 @@ def find_links(
     for rule, groups in sorted(by_rule.items()):
         links += _link_groups(groups, rule, 80)
     links += _link_groups(icid, "charging-vector", 80)
+    links += _metadata_links(legs)
+    links += _failover_metadata_links(legs, trunk_of or {})
 
     return links
+
+
+#: Export metadata names (and their aliases) that identify one conversation.
+CONVERSATION_KEYS = ("conversationId", "conversation_id", "conversationid")
+A_LEG_KEYS = ("callidAleg", "callid_aleg", "callIdAleg")
+
+
+def _parse_instant(value: str) -> int | None:
+    """An export timestamp as integer ns: epoch seconds, ms, us or ns (told
+    apart by magnitude), or ISO 8601 with a zone; ``None`` otherwise (a local
+    time without its zone is never guessed)."""
+    text = value.strip()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return None
+        return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    if not number.is_finite():
+        return None
+    for limit, scale in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
+        if abs(number) < limit:
+            return int(number * scale)
+    return int(number)
+
+
+#: A failover_timestamp within this of the failed attempt's failure or INVITE ties them.
+FAILOVER_TOLERANCE_NS = 200_000_000
+
+
+def _failover_metadata_links(legs: Sequence[Leg], trunk_of: Mapping[str, str | None]) -> list[Link]:
+    """A leg whose export records name ``original_trunk_id`` and
+    ``failover_timestamp`` tied to the one earlier leg on that trunk whose
+    last message (its failure, or its INVITE for a timeout) or first INVITE
+    lies within ``FAILOVER_TOLERANCE_NS`` of the timestamp (score 70)."""
+    by_trunk: dict[str, list[Leg]] = defaultdict(list)
+    for leg in legs:
+        trunk = trunk_of.get(leg.leg_id)
+        if trunk:
+            by_trunk[trunk].append(leg)
+    links: list[Link] = []
+    for leg in legs:
+        carrier = next((m for m in leg.messages if m.metadata and m.meta("original_trunk_id", "originalTrunkId")), None)
+        if carrier is None:
+            continue
+        original = carrier.meta("original_trunk_id", "originalTrunkId") or ""
+        stamp = carrier.meta("failover_timestamp", "failoverTimestamp")
+        at = _parse_instant(stamp) if stamp else None
+        if at is None:
+            continue
+        candidates = [
+            other
+            for other in by_trunk.get(original, [])
+            if other.leg_id != leg.leg_id
+            and other.started_ns <= leg.started_ns
+            and min(abs(other.ended_ns - at), abs(other.started_ns - at)) <= FAILOVER_TOLERANCE_NS
+        ]
+        if len(candidates) != 1:
+            continue
+        other = candidates[0]
+        links.append(
+            Link(
+                a=other.leg_id,
+                b=leg.leg_id,
+                rule="export:failover",
+                evidence=(
+                    Evidence("original_trunk_id", original, _frames((carrier,))),
+                    Evidence("failover_timestamp", stamp or "", _frames((carrier,))),
+                ),
+                score=70,
+                identifier_match=True,
+            )
+        )
+    return links
+
+
+def _metadata_links(legs: Sequence[Leg]) -> list[Link]:
+    """Links from export metadata: a shared conversation id (score 85), and a
+    leg whose records name the A-leg's Call-ID (``callidAleg``) tied to the
+    legs carrying that Call-ID (score 85)."""
+    conversation: dict[tuple[str, str], list[tuple[Leg, tuple[SipMessage, ...]]]] = defaultdict(list)
+    a_leg: dict[tuple[str, str], list[tuple[Leg, tuple[SipMessage, ...]]]] = defaultdict(list)
+    for leg in legs:
+        seen_conv: dict[str, SipMessage] = {}
+        seen_aleg: dict[str, SipMessage] = {}
+        for m in leg.messages:
+            if not m.metadata:
+                continue
+            value = m.meta(*CONVERSATION_KEYS)
+            if value:
+                seen_conv.setdefault(value, m)
+            value = m.meta(*A_LEG_KEYS)
+            if value and value != leg.call_id:
+                seen_aleg.setdefault(value, m)
+        for value, m in seen_conv.items():
+            conversation[("conversationId", value)].append((leg, (m,)))
+        for value, m in seen_aleg.items():
+            a_leg[("callidAleg", value)].append((leg, (m,)))
+    for leg in legs:  # the A-legs themselves join the group of their Call-ID
+        key = ("callidAleg", leg.call_id)
+        if key in a_leg:
+            a_leg[key].append((leg, _invite_carriers(leg)))
+    return _link_groups(conversation, "export:conversationId", 85) + _link_groups(a_leg, "export:callidAleg", 85)
 
 
 def _digits(value: str | None) -> str:

@@ -393,6 +393,7 @@ def _message(message_id: str, m: SipMessage) -> dict[str, Any]:
         "to_tag": m.to_tag,
         "branch": m.branch,
         "defects": [_defect(d) for d in m.defects],
+        "metadata": [[name, value] for name, value in m.metadata],
         "raw": base64.b64encode(m.raw).decode("ascii"),
     }
 
