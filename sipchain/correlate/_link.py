@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from collections.abc import Iterable, Mapping, Sequence
 
 from sipchain.correlate._legs import node
 from sipchain.model import Evidence, Leg, Link, SipMessage
