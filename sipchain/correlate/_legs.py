@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sipchain.correlate import _fsm
 from sipchain.model import Endpoint, Leg, SipMessage, Transaction
@@ -374,7 +374,3 @@ def build_legs(messages: Sequence[SipMessage]) -> tuple[list[LegDraft], list[Oth
     # their responses followed them there
     return legs, list(others.values()), unplaced
 
-
-def leg_messages(legs: Iterable[LegDraft]) -> set[int]:
-    """Identities of every message placed in a leg."""
-    return {id(m) for leg in legs for m in leg.messages()}
