@@ -232,7 +232,13 @@ def reconstruct(
     }
 
     def compute(rejected: tuple[Link, ...]) -> Reconstruction:
-        found = correlate(trace.messages, trunks=trunk_map, correlation=correlation, rejected=rejected)
+        collecting = gc.isenabled()
+        gc.disable()  # many new objects, no cycles: see load()
+        try:
+            found = correlate(trace.messages, trunks=trunk_map, correlation=correlation, rejected=rejected)
+        finally:
+            if collecting:
+                gc.enable()
         return Reconstruction(
             chains=found.chains,
             findings=(),

@@ -122,6 +122,9 @@ def canonical_header_name(name: str) -> str:
     return _CANONICAL.get(name.lower(), name)
 
 
+# a set of lower-cased header names -> the pattern that finds them at line starts
+_PRESENT: dict[frozenset[str], re.Pattern[str]] = {}
+
 # raw name as written (before the colon) -> (name, canonical name, lookup key, is a token)
 _NAMES: dict[str, tuple[str, str, str, bool]] = {}
 
@@ -569,6 +572,17 @@ class Headers:
         low = self._lower()
         name = name.lower()
         return low.startswith(name) or f"\n{name}" in low
+
+    def present(self, names: frozenset[str]) -> frozenset[str]:
+        """Which of ``names`` (lower case, names without a compact form) start
+        a line of this block: one pass over the text, no table built."""
+        pattern = _PRESENT.get(names)
+        if pattern is None:
+            alternatives = "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
+            pattern = re.compile(rf"(?:^|\n)({alternatives})[ \t]*:")
+            if len(_PRESENT) < 64:
+                _PRESENT[names] = pattern
+        return frozenset(pattern.findall(self._lower()))
 
     def _scan_first(self, name: str) -> tuple[bool, str | None]:
         """``(True, first value of name)`` by scanning the text (``None`` when

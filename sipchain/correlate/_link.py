@@ -152,6 +152,7 @@ def find_links(
     headers: dict[tuple[str, str], list[tuple[Leg, tuple[SipMessage, ...]]]] = defaultdict(list)
     icid: dict[tuple[str, str], list[tuple[Leg, tuple[SipMessage, ...]]]] = defaultdict(list)
     patterns = {name: (re.compile(rx) if rx else None) for name, rx in correlation.items()}
+    interesting = frozenset({"session-id", "p-charging-vector", *(name.lower() for name in patterns)})
     for leg in legs:
         seen_sid: dict[str, list[SipMessage]] = defaultdict(list)
         seen_hdr: dict[tuple[str, str], list[SipMessage]] = defaultdict(list)
@@ -160,13 +161,16 @@ def find_links(
             if m.method is None and m.status is not None and m.status < 180:
                 continue  # 100 Trying carries nothing of the session
             hdrs = m.headers
-            if hdrs.might_contain("Session-ID") and "Session-ID" in hdrs:
+            present = hdrs.present(interesting)
+            if not present:
+                continue
+            if "session-id" in present:
                 sid = m.session_id
                 if sid is not None:
                     for uuid in sid.uuids():
                         seen_sid[uuid].append(m)
             for name, rx in patterns.items():
-                if not hdrs.might_contain(name):
+                if name.lower() not in present:
                     continue
                 value = hdrs.get(name)
                 if value is None:
@@ -177,7 +181,7 @@ def find_links(
                         continue
                     value = match.group(1) if match.groups() else match.group()
                 seen_hdr[(name, value.strip())].append(m)
-            if hdrs.might_contain("P-Charging-Vector") and "P-Charging-Vector" in hdrs:
+            if "p-charging-vector" in present:
                 cv = m.charging_vector
                 if cv is not None:
                     for v in (cv.icid_value, cv.related_icid):
@@ -347,44 +351,52 @@ def adjacent_links(legs: Sequence[Leg], component_of: Mapping[str, str], rule: s
     different chains, and they share evidence: the same SDP ``o=`` session
     (``rule="sdp-origin"``, an identifier, score 60) or the same caller and
     callee numbers (``rule="heuristic"``, not an identifier, score 30). Linked
-    only when exactly one candidate exists, so two calls that look alike at
-    the same moment stay apart (user agents that reuse one SDP session id, or
-    the same numbers called twice).
+    only when exactly one candidate exists and the leg's own chain holds no
+    plausible upstream leg already, so two calls that look alike at the same
+    moment stay apart (user agents that reuse one SDP session id, or the same
+    numbers called twice). Evidence is only read for legs that need it.
     """
-    def keys(leg: Leg) -> dict[str, SipMessage]:
-        if rule == "sdp-origin":
-            return _origins(leg)
-        numbers = _numbers(leg)
-        if numbers is None or leg.invite is None:
-            return {}
-        return {f"{numbers[0]};{numbers[1]}": leg.invite}
+    memo: dict[str, dict[str, SipMessage]] = {}
 
-    index: dict[tuple[str, str], list[tuple[Leg, SipMessage]]] = defaultdict(list)
-    evidence_of: dict[str, dict[str, SipMessage]] = {}
+    def keys(leg: Leg) -> dict[str, SipMessage]:
+        found = memo.get(leg.leg_id)
+        if found is None:
+            if rule == "sdp-origin":
+                found = _origins(leg)
+            else:
+                numbers = _numbers(leg)
+                found = {} if numbers is None or leg.invite is None else {f"{numbers[0]};{numbers[1]}": leg.invite}
+            memo[leg.leg_id] = found
+        return found
+
+    by_callee: dict[str, list[Leg]] = defaultdict(list)  # legs by the host their INVITE reached
     for leg in legs:
-        found = evidence_of[leg.leg_id] = keys(leg)
         if leg.uas is not None:
-            callee = node(leg.uas, leg.uac)
-            for value, m in found.items():
-                index[(callee, value)].append((leg, m))
+            by_callee[node(leg.uas, leg.uac)].append(leg)
     links: list[Link] = []
     for leg in legs:
         if leg.uac is None:
             continue
         caller = node(leg.uac, leg.uas)
-        candidates: dict[str, tuple[Leg, str, SipMessage, SipMessage]] = {}
-        explained = False
-        for value, mine in evidence_of[leg.leg_id].items():
-            for up, theirs in index.get((caller, value), []):
-                if up.leg_id == leg.leg_id or not 0 <= leg.started_ns - up.started_ns <= HEURISTIC_WINDOW_NS:
-                    continue
-                if component_of[up.leg_id] == component_of[leg.leg_id]:
-                    explained = True  # its own chain already holds a leg that fits
-                else:
-                    candidates.setdefault(up.leg_id, (up, value, theirs, mine))
-        if explained or len(candidates) != 1:
+        upstream = [
+            up
+            for up in by_callee.get(caller, ())
+            if up.leg_id != leg.leg_id and 0 <= leg.started_ns - up.started_ns <= HEURISTIC_WINDOW_NS
+        ]
+        if not upstream or any(component_of[up.leg_id] == component_of[leg.leg_id] for up in upstream):
+            continue  # nothing upstream, or its own chain already explains it
+        mine = keys(leg)
+        if not mine:
             continue
-        ((up, value, theirs, mine),) = candidates.values()
+        candidates: dict[str, tuple[Leg, str, SipMessage, SipMessage]] = {}
+        for up in upstream:
+            theirs = keys(up)
+            for value, my_msg in mine.items():
+                if value in theirs:
+                    candidates.setdefault(up.leg_id, (up, value, theirs[value], my_msg))
+        if len(candidates) != 1:
+            continue
+        ((up, value, their_msg, my_msg),) = candidates.values()
         field = "SDP o=" if rule == "sdp-origin" else "caller;callee"
         links.append(
             Link(
@@ -392,8 +404,8 @@ def adjacent_links(legs: Sequence[Leg], component_of: Mapping[str, str], rule: s
                 b=leg.leg_id,
                 rule=rule,
                 evidence=(
-                    Evidence(field, value, _frames((theirs, mine))),
-                    Evidence("adjacent host", caller, _frames((theirs, mine))),
+                    Evidence(field, value, _frames((their_msg, my_msg))),
+                    Evidence("adjacent host", caller, _frames((their_msg, my_msg))),
                 ),
                 score=60 if rule == "sdp-origin" else 30,
                 identifier_match=rule == "sdp-origin",
