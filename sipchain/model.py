@@ -563,16 +563,6 @@ class Headers:
             object.__setattr__(self, "_low", low)
         return low
 
-    def might_contain(self, name: str) -> bool:
-        """False only when ``name`` (which has no compact form) is surely absent.
-
-        A cheap test on the raw text, without building the table: for callers
-        that look for rare headers in many messages.
-        """
-        low = self._lower()
-        name = name.lower()
-        return low.startswith(name) or f"\n{name}" in low
-
     def present(self, names: frozenset[str]) -> frozenset[str]:
         """Which of ``names`` (lower case, names without a compact form) start
         a line of this block: one pass over the text, no table built."""
