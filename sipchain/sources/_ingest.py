@@ -200,7 +200,7 @@ class CaptureIngest:
         )
         try:
             message = parse_with_origin(
-                payload, (provenance, ts_ns, src, dst), strict=self.strict, max_size=self.limits.max_message
+                payload, (provenance, ts_ns, src, dst, ()), strict=self.strict, max_size=self.limits.max_message
             )
         except SipParseError as exc:
             if self.strict:

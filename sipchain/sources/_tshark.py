@@ -665,7 +665,7 @@ class TsharkIngest:
             try:
                 message = parse_with_origin(
                     data,
-                    (provenance, ts_ns, src, dst),
+                    (provenance, ts_ns, src, dst, ()),
                     strict=self.strict,
                     max_size=self.max_message,
                 )

@@ -492,7 +492,7 @@ def materialise(
                 time_meaning="synthetic",
                 parser_chain="synthetic/sip",
             )
-            messages.append(parse_with_origin(p.raw, (provenance, p.timestamp_ns, p.src, p.dst)))
+            messages.append(parse_with_origin(p.raw, (provenance, p.timestamp_ns, p.src, p.dst, ())))
             truth.append(p.truth)
     return tuple(messages), tuple(truth)
 

@@ -146,9 +146,9 @@ def parse_message(
     return parse_with_origin(given, _NO_ORIGIN, strict=strict, max_size=max_size, max_headers=max_headers)
 
 
-#: ``(provenance, timestamp_ns, src, dst)`` of a message read from a source.
-Origin = tuple[Provenance | None, int | None, Endpoint | None, Endpoint | None]
-_NO_ORIGIN: Origin = (None, None, None, None)
+#: ``(provenance, timestamp_ns, src, dst, metadata)`` of a message read from a source.
+Origin = tuple[Provenance | None, int | None, Endpoint | None, Endpoint | None, tuple[tuple[str, str], ...]]
+_NO_ORIGIN: Origin = (None, None, None, None, ())
 
 
 def parse_with_origin(
@@ -161,7 +161,7 @@ def parse_with_origin(
 ) -> SipMessage:
     """``parse_message`` for the sources layer: the message also gets its origin.
 
-    ``origin`` is ``(provenance, timestamp_ns, src, dst)``; building the
+    ``origin`` is ``(provenance, timestamp_ns, src, dst, metadata)``; building the
     message with them at once avoids copying it afterwards.
     """
     if len(data) > max_size:
