@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sipchain.correlate import correlate, load_trunks
-from sipchain.errors import IngestError
+from sipchain.errors import IngestError, UnsupportedFormatError
 from sipchain.model import IngestReport, Link, SipMessage, SourceReport, Trace
 from sipchain.result import OtherTraffic, Reconstruction
+from sipchain.sources._capture import sniff_capture
+from sipchain.sources._export import SipchainExportReader, looks_like_export
 from sipchain.sources._limits import Limits
+from sipchain.sources._records import RecordReader
 
 if TYPE_CHECKING:  # imported lazily below: the tshark backend is optional
     from sipchain.sources._ingest import CaptureIngest
@@ -54,6 +57,20 @@ def _expand(source: Source) -> list[Path]:
     return out
 
 
+#: Formats ``load()`` reads, detected from the content of each file.
+SUPPORTED_FORMATS = ("pcap", "pcapng", "sipchain-export")
+
+
+def _detect(head: bytes) -> str | None:
+    """The format of a file from its first bytes, or ``None``."""
+    kind = sniff_capture(head)
+    if kind is not None:
+        return "pcapng" if kind == "pcapng" else "pcap"
+    if looks_like_export(head):
+        return "sipchain-export"
+    return None
+
+
 def _sha256(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
@@ -76,15 +93,17 @@ class MessageStream(Iterator[SipMessage]):
         backend: Backend,
         tls_keylog: str | os.PathLike[str] | None = None,
         decode_as: Mapping[str, str] | None = None,
+        format: str | None = None,
     ) -> None:
         self._paths = paths
         self._tls_keylog = tls_keylog
         self._decode_as = decode_as
+        self._format = format
         self._strict = strict
         self._limits = limits
         self._backend = backend
         self._reports: list[SourceReport] = []
-        self._current: CaptureIngest | TsharkIngest | None = None
+        self._current: CaptureIngest | TsharkIngest | RecordReader | None = None
         self._it = self._run()
 
     @property
@@ -107,6 +126,22 @@ class MessageStream(Iterator[SipMessage]):
             except OSError as exc:
                 raise IngestError(f"cannot read: {exc.strerror or exc}", source=source) from exc
             with f:
+                head = f.read(65536)
+                f.seek(0)
+                kind = self._format or _detect(head)
+                if kind is None:
+                    raise UnsupportedFormatError(
+                        f"unknown format; supported: {', '.join(SUPPORTED_FORMATS)}; "
+                        f"the file starts with {head[:24]!r}",
+                        source=source,
+                    )
+                if kind == "sipchain-export":
+                    reader = SipchainExportReader(f.read(), source, digest, strict=self._strict)
+                    self._current = reader
+                    yield from reader.messages()
+                    self._reports.append(reader.report())
+                    self._current = None
+                    continue
                 if self._backend == "tshark":
                     from sipchain.sources._tshark import TsharkIngest
 
@@ -138,6 +173,7 @@ def iter_messages(
     limits: Limits | None = None,
     tls_keylog: str | os.PathLike[str] | None = None,
     decode_as: Mapping[str, str] | None = None,
+    format: str | None = None,
 ) -> MessageStream:
     """Stream the SIP messages of ``source`` without holding them all.
 
@@ -152,11 +188,17 @@ def iter_messages(
     decrypts becomes a message, e.g. TLS with ``tls_keylog`` (an SSLKEYLOGFILE);
     ``decode_as`` maps selectors to protocols, e.g. ``{"tcp.port==6060": "sip"}``.
     Both options apply to that backend only.
+
+    The format of each file is detected from its content, never its name
+    (``format=`` forces one of ``SUPPORTED_FORMATS``); a file no reader
+    recognises raises :class:`~sipchain.errors.UnsupportedFormatError`.
     """
     if backend not in ("native", "tshark"):
         raise ValueError(f"unknown backend {backend!r}: use 'native' or 'tshark'")
     if backend == "native" and (tls_keylog is not None or decode_as):
         raise ValueError("tls_keylog and decode_as need backend='tshark'")
+    if format is not None and format not in SUPPORTED_FORMATS:
+        raise ValueError(f"unknown format {format!r}: use one of {', '.join(SUPPORTED_FORMATS)}")
     return MessageStream(
         _expand(source),
         strict=strict,
@@ -164,6 +206,7 @@ def iter_messages(
         backend=backend,
         tls_keylog=tls_keylog,
         decode_as=decode_as,
+        format=format,
     )
 
 
@@ -175,6 +218,7 @@ def load(
     limits: Limits | None = None,
     tls_keylog: str | os.PathLike[str] | None = None,
     decode_as: Mapping[str, str] | None = None,
+    format: str | None = None,
 ) -> Trace:
     """Read every SIP message of ``source`` into a :class:`~sipchain.model.Trace`.
 
@@ -183,7 +227,13 @@ def load(
     Arguments as for :func:`iter_messages`.
     """
     stream = iter_messages(
-        source, strict=strict, backend=backend, limits=limits, tls_keylog=tls_keylog, decode_as=decode_as
+        source,
+        strict=strict,
+        backend=backend,
+        limits=limits,
+        tls_keylog=tls_keylog,
+        decode_as=decode_as,
+        format=format,
     )
     # Ingestion builds many objects and no reference cycles: the cyclic
     # collector would only re-scan the growing list of messages.

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_messages(args.paths, out=sys.stdout, err=sys.stderr)
     if args.command == "reconstruct":
         return _cmd_reconstruct(args, out=sys.stdout, err=sys.stderr)
+    if args.command == "export":
+        return _cmd_export(args, out=sys.stdout, err=sys.stderr)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 
@@ -107,6 +109,17 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--policy", metavar="FILE", help="compliance policy (TOML)")
     rec.add_argument("--cdr", metavar="FILE", help="CDR export to reconcile against")
     rec.add_argument("--json", metavar="OUT", help="also write the JSON document (docs/schema) to OUT")
+    exp = sub.add_parser(
+        "export",
+        help="write the messages of sources as sipchain export records (NDJSON)",
+        description=(
+            "Read the sources and write every SIP message, time-ordered, as one NDJSON "
+            "record: its exact bytes, time, hops, metadata and original provenance "
+            "(docs/schema/export-record-1.json). Loading the file back gives the same messages."
+        ),
+    )
+    exp.add_argument("sources", nargs="+", metavar="SOURCE", help="a capture, export or directory")
+    exp.add_argument("-o", "--output", metavar="OUT", required=True, help="the NDJSON file to write")
     return parser
 
 
@@ -304,3 +317,28 @@ def format_reconstruction(result: Reconstruction) -> str:
         f"{other} outside calls, {len(result.unlinked)} unlinked; {len(result.findings)} findings"
     )
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# sipchain export
+# --------------------------------------------------------------------------
+
+
+def _cmd_export(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from sipchain import load
+    from sipchain.errors import SipChainError
+    from sipchain.sources._export import write_export
+
+    try:
+        trace = load(args.sources)
+    except SipChainError as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return EXIT_USAGE
+    try:
+        with Path(args.output).open("w", encoding="ascii", newline="\n") as f:
+            n = write_export(trace.messages, f)
+    except OSError as exc:
+        print(f"{PROG}: cannot write {args.output!r}: {exc.strerror or exc}", file=err)
+        return EXIT_USAGE
+    out.write(f"{n} messages written to {args.output}\n")
+    return EXIT_OK

@@ -6,7 +6,8 @@ catch ``SipChainError`` and know that nothing else escapes for bad input::
     SipChainError                  root; carries source, frame, offset, reason
     ├── SipParseError              bytes are not a SIP message (wire layer)
     └── IngestError                a source cannot be read (sources layer)
-        └── CaptureError           a pcap/pcapng file is malformed (strict mode)
+        ├── CaptureError           a pcap/pcapng file is malformed (strict mode)
+        └── UnsupportedFormatError no reader knows the file's format
 
 Each error names, as far as it is known where it is raised, the file or source it
 came from, the 1-based frame or record number, the byte offset and a readable
@@ -19,7 +20,7 @@ Compliance failures are never exceptions: they are findings.
 
 from __future__ import annotations
 
-__all__ = ["CaptureError", "IngestError", "SipChainError", "SipParseError"]
+__all__ = ["CaptureError", "IngestError", "SipChainError", "SipParseError", "UnsupportedFormatError"]
 
 
 class SipChainError(Exception):
@@ -112,4 +113,11 @@ class CaptureError(IngestError):
 
     Raised in strict mode; lenient mode records the same problem in the report
     and keeps everything before and after it.
+    """
+
+
+class UnsupportedFormatError(IngestError):
+    """No reader recognises the file's content (the file name is never used).
+
+    The message lists the supported formats and what the file looked like.
     """

@@ -20,6 +20,7 @@ from captures import (
 )
 
 from sipchain import CaptureError, IngestError, Limits, Trace, build_message, iter_messages, load
+from sipchain.errors import UnsupportedFormatError
 
 T0 = 1_700_000_000_000_000_000
 A, B = "192.0.2.10", "198.51.100.20"
@@ -253,11 +254,13 @@ def test_unknown_link_type_and_truncated_file(tmp_path: Path) -> None:
 def test_garbage_and_missing_files(tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00garbage" * 100)
-    trace = load(junk)
+    with pytest.raises(UnsupportedFormatError, match=r"junk\.bin"):
+        load(junk)  # the content says what a file is, never its name
+    trace = load(junk, format="pcap")  # forced: the capture reader says why not
     assert trace.messages == ()
     assert "not a pcap or pcapng file" in trace.report.problems[0].reason
     with pytest.raises(CaptureError, match=r"junk\.bin"):
-        load(junk, strict=True)
+        load(junk, format="pcap", strict=True)
     with pytest.raises(IngestError, match="no such file"):
         load(tmp_path / "absent.pcap")
 
