@@ -5,7 +5,13 @@ contract. Everything not listed in ``__all__`` is private.
 """
 
 from sipchain.api import MessageStream, iter_messages, load, reconstruct
-from sipchain.errors import CaptureError, IngestError, SipChainError, SipParseError
+from sipchain.errors import (
+    CaptureError,
+    IngestError,
+    SipChainError,
+    SipParseError,
+    UnsupportedFormatError,
+)
 from sipchain.model import (
     Chain,
     CSeq,
@@ -60,6 +66,7 @@ __all__ = [
     "SourceReport",
     "Trace",
     "Unlinked",
+    "UnsupportedFormatError",
     "Uri",
     "Via",
     "__version__",

@@ -33,6 +33,7 @@ EXPECTED = [
     "SourceReport",
     "Trace",
     "Unlinked",
+    "UnsupportedFormatError",
     "Uri",
     "Via",
     "__version__",
