@@ -13,13 +13,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import attrs
+
 from sipchain.correlate import correlate, load_trunks
 from sipchain.errors import IngestError, UnsupportedFormatError
 from sipchain.model import IngestReport, Link, SipMessage, SourceReport, Trace
 from sipchain.result import OtherTraffic, Reconstruction
 from sipchain.sources._capture import sniff_capture
 from sipchain.sources._export import SipchainExportReader, looks_like_export
+from sipchain.sources._homer import HomerJsonReader, looks_like_homer_json
 from sipchain.sources._limits import Limits
+from sipchain.sources._merge import merge_sources
 from sipchain.sources._records import RecordReader
 
 if TYPE_CHECKING:  # imported lazily below: the tshark backend is optional
@@ -57,8 +61,15 @@ def _expand(source: Source) -> list[Path]:
     return out
 
 
+#: Readers of record-oriented formats (exports, logs), by format name.
+RECORD_READERS: dict[str, type[RecordReader]] = {
+    "sipchain-export": SipchainExportReader,
+    "genesys-json": HomerJsonReader,
+    "homer-json": HomerJsonReader,
+    "homer-ndjson": HomerJsonReader,
+}
 #: Formats ``load()`` reads, detected from the content of each file.
-SUPPORTED_FORMATS = ("pcap", "pcapng", "sipchain-export")
+SUPPORTED_FORMATS = ("pcap", "pcapng", *RECORD_READERS)
 
 
 def _detect(head: bytes) -> str | None:
@@ -68,7 +79,7 @@ def _detect(head: bytes) -> str | None:
         return "pcapng" if kind == "pcapng" else "pcap"
     if looks_like_export(head):
         return "sipchain-export"
-    return None
+    return looks_like_homer_json(head)
 
 
 def _sha256(path: Path) -> str:
@@ -135,8 +146,9 @@ class MessageStream(Iterator[SipMessage]):
                         f"the file starts with {head[:24]!r}",
                         source=source,
                     )
-                if kind == "sipchain-export":
-                    reader = SipchainExportReader(f.read(), source, digest, strict=self._strict)
+                reader_class = RECORD_READERS.get(kind)
+                if reader_class is not None:
+                    reader = reader_class(f.read(), source, digest, strict=self._strict)
                     self._current = reader
                     yield from reader.messages()
                     self._reports.append(reader.report())
@@ -224,6 +236,10 @@ def load(
 
     Messages are ordered by capture time; ties keep capture order (and source
     order across sources). ``trace.report`` accounts for every frame read.
+    With several sources, the same message seen in two of them (the edge's
+    capture and the platform's export) is one message listing both
+    provenances (``m.provenances``); each source's clock offset against the
+    first is estimated and reported (``trace.report.clock_offsets``).
     Arguments as for :func:`iter_messages`.
     """
     stream = iter_messages(
@@ -240,11 +256,15 @@ def load(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        messages = sorted(stream, key=_by_time)  # stable: ties keep capture order
+        messages = list(stream)
+        report = stream.report
+        sources = [s.source for s in report.sources]
+        messages, offsets, merged = merge_sources(messages, sources)
+        messages.sort(key=_by_time)  # stable: ties keep capture order
     finally:
         if collecting:
             gc.enable()
-    return Trace(tuple(messages), stream.report)
+    return Trace(tuple(messages), attrs.evolve(report, clock_offsets=offsets, merged=merged))
 
 
 def _by_time(message: SipMessage) -> int:

@@ -24,6 +24,7 @@ __all__ = [
     "CSeq",
     "Chain",
     "ChargingVector",
+    "ClockOffset",
     "Defect",
     "Endpoint",
     "Evidence",
@@ -788,9 +789,18 @@ class SipMessage:
     src: Endpoint | None = None
     dst: Endpoint | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    also: tuple[Provenance, ...] = ()
     _cache: dict[str, Any] = attrs.field(
         factory=dict, init=False, eq=False, repr=False, hash=False
     )
+
+    @property
+    def provenances(self) -> tuple[Provenance, ...]:
+        """Every place this message was seen: its own provenance first, then
+        the other sources that carried the same message (``load`` of several
+        sources merges them: "proved by a.pcap frame 12 and genesys.json
+        record 4")."""
+        return ((self.provenance,) if self.provenance is not None else ()) + self.also
 
     def meta(self, *names: str) -> str | None:
         """The first export metadata value under any of ``names`` (e.g.
@@ -1113,10 +1123,31 @@ class SourceReport:
 
 
 @attrs.frozen
+class ClockOffset:
+    """How far one source's clock is from the reference source's.
+
+    Estimated from the messages both sources carried (the median of their time
+    differences): ``offset_ns`` is ``source time - reference time``.
+    """
+
+    source: str
+    reference: str
+    offset_ns: int
+    pairs: int
+
+
+@attrs.frozen
 class IngestReport:
-    """What ``load()`` read from every source, and what it did not use."""
+    """What ``load()`` read from every source, and what it did not use.
+
+    ``clock_offsets`` and ``merged`` describe how several sources were put
+    together: the estimated clock offset of each source, and how many messages
+    were the same message seen in more than one source.
+    """
 
     sources: tuple[SourceReport, ...] = ()
+    clock_offsets: tuple[ClockOffset, ...] = ()
+    merged: int = 0
 
     @property
     def frames(self) -> int:

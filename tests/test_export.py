@@ -105,3 +105,29 @@ def test_export_records_validate_against_their_schema(tmp_path: Path) -> None:
     assert main(["export", str(CAPTURE), "-o", str(out)]) == 0
     for line in out.read_text().splitlines():
         jsonschema.validate(json.loads(line), schema)
+
+
+def test_two_sources_merge_into_one_evidence_set(tmp_path: Path) -> None:
+    original = load(CAPTURE)
+    shift = 3_500_000_000  # the platform's clock runs 3.5 s ahead
+    lines = []
+    for m in original.messages[::2]:  # the export carries every other message
+        assert m.timestamp_ns is not None
+        record = {
+            "msg": m.raw.decode().replace("\r\n", "\n"),  # exports often rewrite line ends
+            "timestamp_ns": m.timestamp_ns + shift,
+            "src": str(m.src),
+            "dst": str(m.dst),
+        }
+        lines.append(json.dumps(record))
+    export = tmp_path / "platform.ndjson"
+    export.write_text("\n".join(lines) + "\n")
+    trace = load([CAPTURE, export])
+    assert len(trace.messages) == len(original.messages)
+    assert trace.report.merged == len(lines)
+    (offset,) = trace.report.clock_offsets
+    assert (offset.source, offset.reference, offset.offset_ns) == (str(export), str(CAPTURE), shift)
+    proved = [m for m in trace.messages if len(m.provenances) == 2]
+    assert len(proved) == len(lines)
+    assert {p.source for p in proved[0].provenances} == {str(CAPTURE), str(export)}
+    assert _chains([CAPTURE, export]) == _chains(CAPTURE)

@@ -47,10 +47,19 @@ METADATA_FIELDS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+_EXPORT_KEYS = (b'"timestamp_ns"', b'"src"', b'"sip_sequence"', b'"sipSequence"', b'"trunk_id"', b'"trunkId"')
+
+
 def looks_like_export(head: bytes) -> bool:
-    """True when a file's first bytes look like sipchain export records."""
-    text = head.lstrip()[:4096]
-    return text[:1] in (b"[", b"{") and (b'"raw_base64"' in text or b'"format": "sipchain.export"' in text)
+    """True when a file's first bytes look like export records of this format:
+    the exact bytes (``raw_base64``), or the text (``msg``) with one of this
+    format's own fields (a Homer or Genesys record has ``msg`` too, but not these)."""
+    text = head.lstrip()[:8192]
+    if text[:1] not in (b"[", b"{"):
+        return False
+    if b'"raw_base64"' in text or b'"format": "sipchain.export"' in text:
+        return True
+    return b'"msg"' in text and any(key in text for key in _EXPORT_KEYS)
 
 
 def _endpoint(value: Any) -> Endpoint | None:
