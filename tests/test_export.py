@@ -131,3 +131,34 @@ def test_two_sources_merge_into_one_evidence_set(tmp_path: Path) -> None:
     assert len(proved) == len(lines)
     assert {p.source for p in proved[0].provenances} == {str(CAPTURE), str(export)}
     assert _chains([CAPTURE, export]) == _chains(CAPTURE)
+
+
+def test_genesys_export_merged_with_the_capture_gives_one_chain_with_both_provenances(tmp_path: Path) -> None:
+    capture = FIXTURES / "captures" / "failover-503.pcapng"
+    original = load(capture)
+    records = []
+    for m in original.messages:
+        assert m.timestamp_ns is not None
+        assert m.src is not None
+        assert m.dst is not None
+        records.append(
+            {
+                "msg": m.raw.decode(),
+                "callid": m.call_id,
+                "microTs": m.timestamp_ns // 1000,
+                "sourceIp": m.src.ip,
+                "sourcePort": m.src.port,
+                "destinationIp": m.dst.ip,
+                "destinationPort": m.dst.port,
+                "proto": "udp",
+                "conversationId": "8e1c-conv",
+            }
+        )
+    genesys = tmp_path / "siptraces.json"
+    genesys.write_text(json.dumps({"data": records, "count": len(records)}))
+    merged = load([capture, genesys])
+    assert merged.report.sources[1].format == "genesys-json"
+    assert len(merged.messages) == len(original.messages)
+    assert all(len(m.provenances) == 2 for m in merged.messages)
+    assert merged.report.clock_offsets[0].offset_ns == 0  # the export keeps microseconds
+    assert _chains([capture, genesys]) == _chains(capture)
