@@ -10,6 +10,7 @@ import gc
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -25,6 +26,14 @@ from sipchain.sources._homer import HomerJsonReader, looks_like_homer_json
 from sipchain.sources._limits import Limits
 from sipchain.sources._merge import merge_sources
 from sipchain.sources._records import RecordReader
+from sipchain.sources._textlog import (
+    KamailioSiptraceReader,
+    PjsipLoggerReader,
+    SngrepTextReader,
+    SofiaSiptraceReader,
+    _TextLogReader,
+    looks_like_text_log,
+)
 
 if TYPE_CHECKING:  # imported lazily below: the tshark backend is optional
     from sipchain.sources._ingest import CaptureIngest
@@ -67,6 +76,10 @@ RECORD_READERS: dict[str, type[RecordReader]] = {
     "genesys-json": HomerJsonReader,
     "homer-json": HomerJsonReader,
     "homer-ndjson": HomerJsonReader,
+    "sngrep-text": SngrepTextReader,
+    "asterisk-pjsip": PjsipLoggerReader,
+    "freeswitch-sofia": SofiaSiptraceReader,
+    "kamailio-siptrace": KamailioSiptraceReader,
 }
 #: Formats ``load()`` reads, detected from the content of each file.
 SUPPORTED_FORMATS = ("pcap", "pcapng", *RECORD_READERS)
@@ -79,7 +92,7 @@ def _detect(head: bytes) -> str | None:
         return "pcapng" if kind == "pcapng" else "pcap"
     if looks_like_export(head):
         return "sipchain-export"
-    return looks_like_homer_json(head)
+    return looks_like_homer_json(head) or looks_like_text_log(head)
 
 
 def _sha256(path: Path) -> str:
@@ -105,8 +118,10 @@ class MessageStream(Iterator[SipMessage]):
         tls_keylog: str | os.PathLike[str] | None = None,
         decode_as: Mapping[str, str] | None = None,
         format: str | None = None,
+        timezone: tzinfo | None = None,
     ) -> None:
         self._paths = paths
+        self._timezone = timezone
         self._tls_keylog = tls_keylog
         self._decode_as = decode_as
         self._format = format
@@ -148,7 +163,12 @@ class MessageStream(Iterator[SipMessage]):
                     )
                 reader_class = RECORD_READERS.get(kind)
                 if reader_class is not None:
-                    reader = reader_class(f.read(), source, digest, strict=self._strict)
+                    if issubclass(reader_class, _TextLogReader):
+                        reader: RecordReader = reader_class(
+                            f.read(), source, digest, strict=self._strict, tz=self._timezone
+                        )
+                    else:
+                        reader = reader_class(f.read(), source, digest, strict=self._strict)
                     self._current = reader
                     yield from reader.messages()
                     self._reports.append(reader.report())
@@ -186,6 +206,7 @@ def iter_messages(
     tls_keylog: str | os.PathLike[str] | None = None,
     decode_as: Mapping[str, str] | None = None,
     format: str | None = None,
+    timezone: tzinfo | None = None,
 ) -> MessageStream:
     """Stream the SIP messages of ``source`` without holding them all.
 
@@ -204,6 +225,9 @@ def iter_messages(
     The format of each file is detected from its content, never its name
     (``format=`` forces one of ``SUPPORTED_FORMATS``); a file no reader
     recognises raises :class:`~sipchain.errors.UnsupportedFormatError`.
+    ``timezone`` is the zone of text logs that write local times without one
+    (sngrep, Asterisk, FreeSWITCH); without it their times are left unset and
+    a problem says so, never guessed.
     """
     if backend not in ("native", "tshark"):
         raise ValueError(f"unknown backend {backend!r}: use 'native' or 'tshark'")
@@ -219,6 +243,7 @@ def iter_messages(
         tls_keylog=tls_keylog,
         decode_as=decode_as,
         format=format,
+        timezone=timezone,
     )
 
 
@@ -231,6 +256,7 @@ def load(
     tls_keylog: str | os.PathLike[str] | None = None,
     decode_as: Mapping[str, str] | None = None,
     format: str | None = None,
+    timezone: tzinfo | None = None,
 ) -> Trace:
     """Read every SIP message of ``source`` into a :class:`~sipchain.model.Trace`.
 
@@ -250,6 +276,7 @@ def load(
         tls_keylog=tls_keylog,
         decode_as=decode_as,
         format=format,
+        timezone=timezone,
     )
     # Ingestion builds many objects and no reference cycles: the cyclic
     # collector would only re-scan the growing list of messages.
