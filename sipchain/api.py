@@ -308,6 +308,7 @@ def reconstruct(
     strict: bool = False,
     backend: Backend = "native",
     limits: Limits | None = None,
+    timezone: tzinfo | None = None,
 ) -> Reconstruction:
     """Rebuild every call chain in ``sources``: legs, links with evidence, failovers.
 
@@ -319,7 +320,11 @@ def reconstruct(
     validator. The result can be recomputed without links a reviewer rejects:
     ``result.without(link)``.
     """
-    trace = sources if isinstance(sources, Trace) else load(sources, strict=strict, backend=backend, limits=limits)
+    trace = (
+        sources
+        if isinstance(sources, Trace)
+        else load(sources, strict=strict, backend=backend, limits=limits, timezone=timezone)
+    )
     trunk_map = load_trunks(trunks)
     parameters: dict[str, object] = {
         "trunks": {name: list(entries) for name, entries in trunk_map.spec.items()},

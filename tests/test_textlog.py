@@ -313,6 +313,11 @@ def test_load_detects_the_sngrep_export_and_takes_a_timezone(tmp_path: Path) -> 
     assert sorted(m.timestamp_ns or 0 for m in timed.messages) == sorted(
         (m.timestamp_ns or 0) // 1000 * 1000 for m in capture.messages
     )
+    def rows(trace: sipchain.Trace) -> list[tuple[object, ...]]:
+        return [(m.call_id, m.cseq, m.method or m.status) for m in trace.messages]
+
+    assert rows(timed) == rows(capture)  # the same messages in the same order
+    assert all(m.meta("log_line") for m in timed.messages)  # the original time text is kept
     merged = sipchain.load([CORPUS / "pcap" / "sngrep" / "aaa.pcap", export], timezone=UTC)
     assert len(merged.messages) == len(capture.messages)
     assert all(len(m.provenances) == 2 for m in merged.messages)

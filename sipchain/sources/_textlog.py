@@ -413,7 +413,7 @@ class SngrepTextReader(_TextLogReader):
             ts = self._wall_ns(index, offset, (year, month, day, hour, minute, second, micro))
             framed = _frame(data[start:stop])
             transport = "unknown"
-            meta: list[tuple[str, str]] = []
+            meta: list[tuple[str, str]] = [("log_line", match.group(0).decode("utf-8", "replace").strip())]
             if framed.raw is not None:
                 via = _TOP_VIA.search(framed.raw.split(b"\r\n\r\n", 1)[0])
                 if via is not None:
@@ -529,7 +529,9 @@ class PjsipLoggerReader(_TextLogReader):
                 if ts is not None
                 else "Asterisk log timestamp unavailable or without zone/year (not converted)"
             )
-            meta = () if self.local is not None else (("local_endpoint", "not logged (0.0.0.0:0)"),)
+            meta: tuple[tuple[str, str], ...] = (("log_line", match.group(0).decode("utf-8", "replace").strip()),)
+            if self.local is None:
+                meta += (("local_endpoint", "not logged (0.0.0.0:0)"),)
             self._emit_framed(
                 framed,
                 index,
@@ -643,7 +645,7 @@ class SofiaSiptraceReader(_TextLogReader):
             return end
         text = b"".join((line[3:] if line.startswith(b"   ") else line) + b"\r\n" for line in lines)
         declared = int(match.group("n"))
-        meta: list[tuple[str, str]] = [_LF_META]
+        meta: list[tuple[str, str]] = [_LF_META, ("log_line", match.group(0).decode("utf-8", "replace").strip())]
         if len(text) == declared + 2:
             text = text[:-2]
         elif len(text) != declared:
@@ -728,7 +730,7 @@ class KamailioSiptraceReader(_TextLogReader):
             self.problem(index, offset, "bad-header", f"sipdump attributes unusable: {exc}")
             return end
         framed = _frame(data[msg_start:msg_end])
-        meta = tuple((f"sipdump_{k}", fields[k]) for k in ("tag", "pid", "process") if k in fields)
+        meta = tuple((f"sipdump_{k}", fields[k]) for k in ("tag", "pid", "process", "time", "date") if k in fields)
         self._emit_framed(
             framed,
             index,
