@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import attrs
@@ -54,6 +56,7 @@ __all__ = [
     "Uri",
     "Via",
     "canonical_header_name",
+    "parse_instant",
 ]
 
 _T = TypeVar("_T")
@@ -154,6 +157,35 @@ def unfold(raw_value: str) -> str:
     if "\n" in raw_value or "\r" in raw_value:
         raw_value = _FOLD.sub(" ", raw_value)
     return raw_value.strip(" \t\r\n")
+
+
+def parse_instant(value: object) -> int:
+    """An export's timestamp as integer nanoseconds since the epoch, UTC.
+
+    Accepts an integer or decimal epoch in seconds, milliseconds, microseconds
+    or nanoseconds (told apart by magnitude) and ISO 8601 with a zone. Raises
+    ``ValueError`` for anything else, including a local time without a zone,
+    which is never guessed.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"no time in {value!r}")
+    text = str(value).strip()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an epoch number or an ISO 8601 time") from None
+        if when.tzinfo is None:
+            raise ValueError(f"local time {text!r} without a zone") from None
+        return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    if not number.is_finite():
+        raise ValueError(f"{text!r} is not a finite number")
+    for limit, scale in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
+        if abs(number) < limit:
+            return int(number * scale)
+    return int(number)
 
 
 # --------------------------------------------------------------------------

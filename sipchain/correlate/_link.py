@@ -26,11 +26,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 
 from sipchain.correlate._legs import node
-from sipchain.model import Evidence, Leg, Link, SipMessage
+from sipchain.model import Evidence, Leg, Link, SipMessage, parse_instant
 
 __all__ = ["DEFAULT_CORRELATION_HEADERS", "UnionFind", "adjacent_links", "find_links"]
 
@@ -212,26 +210,10 @@ A_LEG_KEYS = ("callidAleg", "callid_aleg", "callIdAleg")
 
 
 def _parse_instant(value: str) -> int | None:
-    """An export timestamp as integer ns: epoch seconds, ms, us or ns (told
-    apart by magnitude), or ISO 8601 with a zone; ``None`` otherwise (a local
-    time without its zone is never guessed)."""
-    text = value.strip()
     try:
-        number = Decimal(text)
-    except InvalidOperation:
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if when.tzinfo is None:
-            return None
-        return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
-    if not number.is_finite():
+        return parse_instant(value)
+    except ValueError:
         return None
-    for limit, scale in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
-        if abs(number) < limit:
-            return int(number * scale)
-    return int(number)
 
 
 #: A failover_timestamp within this of the failed attempt's failure or INVITE ties them.

@@ -24,11 +24,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
-from sipchain.model import Endpoint, SipMessage
+from sipchain.model import Endpoint, SipMessage, parse_instant
 from sipchain.sources._records import RecordReader
 
 __all__ = ["EXPORT_FORMAT", "SipchainExportReader", "looks_like_export", "write_export"]
@@ -70,24 +68,6 @@ def _endpoint(value: Any) -> Endpoint | None:
         host, _, port = hostport.rpartition(":")
         return Endpoint(host.strip("[]"), int(port), transport or "udp")
     return None
-
-
-def _instant(value: Any) -> int | None:
-    """Integer ns from an integer, a decimal epoch (s/ms/us/ns by magnitude) or ISO 8601 with a zone."""
-    if isinstance(value, bool) or value is None:
-        return None
-    text = str(value).strip()
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            raise ValueError(f"local time {text!r} without a zone") from None
-        return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
-    for limit, scale in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
-        if abs(number) < limit:
-            return int(number * scale)
-    return int(number)
 
 
 class SipchainExportReader(RecordReader):
@@ -138,7 +118,7 @@ class SipchainExportReader(RecordReader):
                 else:
                     raise ValueError("no raw_base64 or msg")
                 stamp = item.get("timestamp_ns", item.get("timestamp"))
-                ts_ns = _instant(stamp)
+                ts_ns = parse_instant(stamp) if stamp is not None else None
                 src = _endpoint(item.get("src", item.get("source")))
                 dst = _endpoint(item.get("dst", item.get("destination")))
             except (ValueError, KeyError, TypeError) as exc:
