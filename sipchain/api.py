@@ -34,6 +34,7 @@ from sipchain.sources._textlog import (
     _TextLogReader,
     looks_like_text_log,
 )
+from sipchain.validate import load_policy, validate
 
 if TYPE_CHECKING:  # imported lazily below: the tshark backend is optional
     from sipchain.sources._ingest import CaptureIngest
@@ -316,8 +317,9 @@ def reconstruct(
     ``trunks`` maps trunk names to addresses, networks, ``host:port`` or host
     names (a mapping or a TOML file); ``correlation`` adds or overrides
     correlation headers (name -> regex whose group 1 is the value, or ``None``
-    for the whole value). ``policy`` and ``cdr`` are recorded for the
-    validator. The result can be recomputed without links a reviewer rejects:
+    for the whole value). ``policy`` (a TOML file, a mapping or a
+    ``Policy``) selects the compliance rules whose findings fill
+    ``result.findings``; ``cdr`` is recorded for CDR reconciliation. The result can be recomputed without links a reviewer rejects:
     ``result.without(link)``.
     """
     trace = (
@@ -326,10 +328,15 @@ def reconstruct(
         else load(sources, strict=strict, backend=backend, limits=limits, timezone=timezone)
     )
     trunk_map = load_trunks(trunks)
+    rules = load_policy(policy)  # type: ignore[arg-type]
     parameters: dict[str, object] = {
         "trunks": {name: list(entries) for name, entries in trunk_map.spec.items()},
         "correlation": dict(correlation or {}),
-        "policy": policy if policy is None or isinstance(policy, str | int | float | bool) else str(policy),
+        "policy": {
+            "route": list(rules.route),
+            "disabled": sorted(rules.disabled),
+            "severities": dict(sorted(rules.severities.items())),
+        },
         "cdr": None if cdr is None else str(cdr),
     }
 
@@ -343,7 +350,7 @@ def reconstruct(
                 gc.enable()
         return Reconstruction(
             chains=found.chains,
-            findings=(),
+            findings=validate(found.chains, rules),
             unlinked=found.unlinked,
             other=tuple(OtherTraffic(kind, call_id, msgs) for kind, call_id, msgs in found.other),
             report=trace.report,

@@ -310,6 +310,10 @@ def format_reconstruction(result: Reconstruction) -> str:
         if rules:
             lines.append(f"  linked by: {', '.join(rules)}")
         lines.append("")
+    for finding in result.findings:
+        lines.append(f"{finding.severity.upper()} {finding.rule} (chain {finding.chain_id}): {finding.message}")
+    if result.findings:
+        lines.append("")
     other = sum(len(o.messages) for o in result.other)
     lines.append(
         f"{len(result.chains)} chains, {sum(len(c.legs) for c in result.chains)} legs, "

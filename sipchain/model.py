@@ -31,6 +31,7 @@ __all__ = [
     "Endpoint",
     "Evidence",
     "Failover",
+    "Finding",
     "HeaderField",
     "Headers",
     "HistoryInfoEntry",
@@ -1430,3 +1431,26 @@ class Unlinked:
 
     message: SipMessage
     reason: str
+
+
+@attrs.frozen
+class Finding:
+    """A compliance rule's verdict about a chain or a leg.
+
+    Attributes:
+        rule: the rule id (``"leg-has-final-response"`` …).
+        severity: ``"error"``, ``"warning"`` or ``"info"``.
+        chain_id: the chain it concerns.
+        leg: the leg it concerns, or ``None`` for the chain as a whole.
+        frames: ``(source, frame)`` of the messages that prove it.
+        message: what a reviewer reads.
+        hint: what to look at or do next.
+    """
+
+    rule: str
+    severity: str
+    chain_id: str
+    leg: str | None
+    frames: tuple[tuple[str, int], ...]
+    message: str
+    hint: str = ""

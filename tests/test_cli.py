@@ -190,3 +190,15 @@ def test_reconstruct_unusable_input_exits_2(capsys: pytest.CaptureFixture[str], 
     bad.write_text("not = [toml")
     assert main(["reconstruct", str(LAB / "captures" / "failover-503.pcapng"), "--trunks", str(bad)]) == 2
     assert "trunk file" in capsys.readouterr().err
+
+
+def test_reconstruct_exits_1_on_an_error_finding(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('route = ["carrier-a", "carrier-b"]\n')
+    gap = LAB / "captures" / "gap-missing-failover-200.pcapng"
+    assert main(["reconstruct", str(gap), "--trunks", str(LAB / "trunks.toml"), "--policy", str(policy)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR leg-has-final-response" in out
+    assert "1 findings" in out
+    intact = LAB / "captures" / "failover-503.pcapng"
+    assert main(["reconstruct", str(intact), "--trunks", str(LAB / "trunks.toml"), "--policy", str(policy)]) == 0
