@@ -14,7 +14,12 @@ from sipchain.validate import RULES, Policy, load_policy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TRUNKS = FIXTURES / "trunks.toml"
-POLICY = {"route": ["carrier-a", "carrier-b"]}
+# the lab's edge CANCELs a ringing primary when its timer fires: its policy allows that
+POLICY = {
+    "route": ["carrier-a", "carrier-b"],
+    "allowed_causes": ["408", "480", "500", "502", "503", "504", "timeout", "cancelled"],
+    "allow_after_ringing": True,
+}
 NAMES = fixture_names()
 GAPS = [n for n in NAMES if load_fixture(n).is_gap_variant]
 INTACT = [n for n in NAMES if not load_fixture(n).is_gap_variant]
@@ -80,10 +85,122 @@ def test_policy_selects_rules_and_severities(tmp_path: Path) -> None:
         load_policy({"rules": {"no-such-rule": {"enabled": False}}})
     with pytest.raises(SipChainError, match="severity"):
         load_policy({"rules": {"route-order": {"severity": "fatal"}}})
-    assert set(RULES) == {"leg-has-invite", "leg-has-final-response", "failover-trigger-recorded", "route-order"}
+    assert set(RULES) == {
+        "leg-has-invite",
+        "leg-has-final-response",
+        "failover-trigger-recorded",
+        "route-order",
+        "2xx-has-ack",
+        "bye-cancel-answered",
+        "failover-within-threshold",
+        "failover-cause-allowed",
+        "chronology",
+        "sequence-contiguous",
+        "metadata-consistent",
+    }
 
 
 def test_silent_primary_is_not_a_gap() -> None:
     result = _result("failover-timeout")
     assert result.findings == ()
     assert all(fo.cause == "timeout" for c in result.chains for fo in c.failovers)
+
+
+def test_default_policy_flags_a_failover_after_ringing_and_a_slow_one() -> None:
+    fixture = load_fixture("failover-after-180")
+    result = reconstruct(fixture.trace, trunks=TRUNKS)
+    causes = [f for f in result.findings if f.rule == "failover-cause-allowed"]
+    assert len(causes) == len(fixture.calls)
+    assert "cancelled" in causes[0].message
+    allowed = reconstruct(fixture.trace, trunks=TRUNKS, policy={"allowed_causes": ["cancelled"]})
+    ringing = [f for f in allowed.findings if f.rule == "failover-cause-allowed"]
+    assert ringing
+    assert "after it had rung (180" in ringing[0].message
+    slow = reconstruct(load_fixture("failover-timeout-5s").trace, trunks=TRUNKS, policy={"failover_threshold_ms": 2000})
+    (late,) = [f for f in slow.findings if f.rule == "failover-within-threshold"]
+    assert "beyond the 2000 ms threshold" in late.message
+    fine = reconstruct(load_fixture("failover-timeout-5s").trace, trunks=TRUNKS)
+    assert not [f for f in fine.findings if f.rule == "failover-within-threshold"]
+
+
+# --------------------------------------------------------------------------
+# Built calls: each rule failing and passing
+# --------------------------------------------------------------------------
+
+from test_correlate import CARRIER_A, CARRIER_B, MS, T0, Wire, failover_call  # noqa: E402
+from test_correlate import TRUNKS as BUILT_TRUNKS  # noqa: E402
+
+
+def _rules(wire: Wire, **kwargs: object) -> list[str]:
+    return [f.rule for f in reconstruct(wire.trace(), trunks=BUILT_TRUNKS, **kwargs).findings]  # type: ignore[arg-type]
+
+
+def test_built_call_is_clean() -> None:
+    wire = Wire()
+    failover_call(wire, 0)
+    assert _rules(wire) == []
+
+
+def test_missing_2xx_ack_and_unanswered_bye() -> None:
+    wire = Wire()
+    failover_call(wire, 0)
+    wire.messages = [m for m in wire.messages if not (m.method == "ACK" and m.dst == CARRIER_B)]
+    assert _rules(wire) == ["2xx-has-ack"]
+    wire = Wire()
+    failover_call(wire, 0)
+    bye_ok = next(m for m in wire.messages if m.status == 200 and m.cseq is not None and m.cseq.method == "BYE" and m.src == CARRIER_B)
+    wire.messages.remove(bye_ok)
+    assert _rules(wire) == ["bye-cancel-answered"]
+
+
+def test_response_before_request_is_a_chronology_warning() -> None:
+    import attrs
+
+    wire = Wire()
+    failover_call(wire, 0)
+    i = next(i for i, m in enumerate(wire.messages) if m.status == 503)
+    wire.messages[i] = attrs.evolve(wire.messages[i], timestamp_ns=T0 - 900 * MS)
+    result = reconstruct(wire.trace(), trunks=BUILT_TRUNKS)
+    (finding,) = [f for f in result.findings if f.rule == "chronology"]
+    assert finding.severity == "warning"
+    assert "before its request" in finding.message
+
+
+def _export(wire: Wire, dst: object, pairs: tuple[tuple[str, str], ...]) -> None:
+    import attrs
+
+    wire.messages = [attrs.evolve(m, metadata=pairs) if dst in (m.src, m.dst) else m for m in wire.messages]
+
+
+def test_sequence_gaps_and_metadata_consistency() -> None:
+    import attrs
+
+    wire = Wire()
+    failover_call(wire, 0)
+    numbered = []
+    for n, m in enumerate(sorted(wire.messages, key=lambda m: m.timestamp_ns or 0), start=1):
+        numbered.append(attrs.evolve(m, metadata=(("sip_sequence", str(n)),)))
+    wire.messages = numbered
+    assert _rules(wire) == []
+    wire.messages = [m for m in wire.messages if m.meta("sip_sequence") not in ("5", "6")]
+    assert "sequence-contiguous" in _rules(wire)
+
+    wire = Wire()
+    failover_call(wire, 0)
+    failure = T0 + 20 * MS
+    _export(wire, CARRIER_B, (("original_trunk_id", "carrier-a"), ("failover_timestamp", str(failure // 1_000_000))))
+    assert _rules(wire) == []
+    wire = Wire()
+    failover_call(wire, 0)
+    _export(wire, CARRIER_B, (("original_trunk_id", "carrier-c"), ("failover_timestamp", str((failure + 5_000 * MS) // 1_000_000))))
+    found = reconstruct(wire.trace(), trunks=BUILT_TRUNKS).findings
+    messages = [f.message for f in found if f.rule == "metadata-consistent"]
+    assert any("carrier-c as the original trunk" in m for m in messages)
+    assert any("failover_timestamp" in m for m in messages)
+    # the export names an original attempt the trace does not have
+    wire = Wire()
+    failover_call(wire, 0)
+    wire.messages = [m for m in wire.messages if CARRIER_A not in (m.src, m.dst)]
+    _export(wire, CARRIER_B, (("original_trunk_id", "carrier-a"),))
+    (lost,) = [f for f in reconstruct(wire.trace(), trunks=BUILT_TRUNKS).findings if f.rule == "metadata-consistent"]
+    assert "the export lost that leg" in lost.message

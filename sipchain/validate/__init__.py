@@ -26,6 +26,7 @@ rule                                    severity  says
 
 from __future__ import annotations
 
+import itertools
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,7 +37,7 @@ from typing import Any
 import attrs
 
 from sipchain.errors import SipChainError
-from sipchain.model import Chain, Finding, Leg, SipMessage
+from sipchain.model import Chain, Finding, Leg, SipMessage, parse_instant
 
 __all__ = ["RULES", "Policy", "load_policy", "validate"]
 
@@ -49,11 +50,20 @@ class Policy:
         route: trunk names in order of preference, primary first (optional).
         disabled: rule ids not to run.
         severities: rule id -> severity, overriding the defaults.
+        failover_threshold_ms: the longest failover latency allowed.
+        tolerance_ms: slack on every time comparison (timers fire early or late).
+        allowed_causes: failover causes allowed (status codes, ``timeout``,
+            ``cancelled``).
+        allow_after_ringing: whether a failover after a 18x is allowed.
     """
 
     route: tuple[str, ...] = ()
     disabled: frozenset[str] = frozenset()
     severities: Mapping[str, str] = attrs.field(factory=dict)
+    failover_threshold_ms: float = 5000.0
+    tolerance_ms: float = 200.0
+    allowed_causes: frozenset[str] = frozenset({"408", "480", "500", "502", "503", "504", "timeout"})
+    allow_after_ringing: bool = False
 
 
 def load_policy(spec: Policy | Mapping[str, Any] | str | os.PathLike[str] | None) -> Policy:
@@ -84,7 +94,15 @@ def load_policy(spec: Policy | Mapping[str, Any] | str | os.PathLike[str] | None
     route = data.get("route", ())
     if isinstance(route, str) or not isinstance(route, Sequence):
         raise SipChainError("policy: route must be a list of trunk names, primary first")
-    return Policy(route=tuple(str(r) for r in route), disabled=disabled, severities=severities)
+    extra: dict[str, Any] = {}
+    for key in ("failover_threshold_ms", "tolerance_ms"):
+        if key in data:
+            extra[key] = float(data[key])
+    if "allowed_causes" in data:
+        extra["allowed_causes"] = frozenset(str(c) for c in data["allowed_causes"])
+    if "allow_after_ringing" in data:
+        extra["allow_after_ringing"] = bool(data["allow_after_ringing"])
+    return Policy(route=tuple(str(r) for r in route), disabled=disabled, severities=severities, **extra)
 
 
 # --------------------------------------------------------------------------
@@ -223,12 +241,175 @@ def _route_order(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tup
     )
 
 
+def _ack_for_2xx(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    for leg in chain.legs:
+        if not leg.answered or leg.invite is None:
+            continue
+        final = next((m for m in leg.messages if _is_invite_response(m) and m.status is not None and 200 <= m.status < 300), None)
+        acks = [m for m in leg.messages if m.method == "ACK" and m.branch != leg.branch]
+        if final is None or acks:
+            continue
+        later = [m for m in leg.messages if (m.timestamp_ns or 0) > (final.timestamp_ns or 0) and m is not final]
+        if not later:
+            continue  # the capture may have ended right after the 200 OK
+        yield (
+            leg.leg_id,
+            _frames((leg.invite, final)),
+            f"The ACK to the {final.status} that answered the INVITE {_where(leg)} ({_frame(final)}) is missing, "
+            f"although the dialog went on ({len(later)} later messages).",
+            "RFC 3261 §13.2.2.4: every 2xx to an INVITE is ACKed; look for it in other sources.",
+        )
+
+
+def _requests_answered(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    for leg in chain.legs:
+        for tx in leg.transactions:
+            if tx.method not in ("BYE", "CANCEL") or tx.request is None or tx.final is not None:
+                continue
+            yield (
+                leg.leg_id,
+                _frames((tx.request, *tx.retransmissions)),
+                f"The {tx.method} {_where(leg)} at {_clock(tx.request.timestamp_ns)} ({_frame(tx.request)}) "
+                f"has no final response in the trace"
+                + (f" ({len(tx.retransmissions)} retransmissions)." if tx.retransmissions else "."),
+                f"Every {tx.method} is answered (RFC 3261 §15.1.2, §9.2); the answer is missing or was never sent.",
+            )
+
+
+def _failover_latency(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    limit_ns = (policy.failover_threshold_ms + policy.tolerance_ms) * 1_000_000
+    for fo in chain.failovers:
+        if fo.latency_ns <= limit_ns:
+            continue
+        later = chain.leg(fo.to_leg)
+        yield (
+            fo.to_leg,
+            tuple(f for e in fo.evidence for f in e.frames),
+            f"The failover from {fo.original_trunk_id} to {later.trunk} took {fo.latency_ns / 1e6:.1f} ms "
+            f"(cause {fo.cause}), beyond the {policy.failover_threshold_ms:.0f} ms threshold.",
+            "Check the edge's failover timer (fr_timer) against the policy.",
+        )
+
+
+def _failover_cause(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    for fo in chain.failovers:
+        earlier = chain.leg(fo.from_leg)
+        ringing = next((m for m in earlier.messages if _is_invite_response(m) and m.status in (180, 183)), None)
+        proof = tuple(f for e in fo.evidence for f in e.frames)
+        if fo.cause not in policy.allowed_causes:
+            yield (
+                fo.from_leg,
+                proof,
+                f"The call failed over from {fo.original_trunk_id} on cause {fo.cause}, which the policy does not allow "
+                f"(allowed: {', '.join(sorted(policy.allowed_causes))}).",
+                "A failover on this cause may hide a routing decision the policy forbids.",
+            )
+        elif ringing is not None and not policy.allow_after_ringing:
+            yield (
+                fo.from_leg,
+                (*proof, *_frames((ringing,))),
+                f"The call failed over from {fo.original_trunk_id} after it had rung ({ringing.status} in "
+                f"{_frame(ringing)}), which the policy does not allow.",
+                "Set allow_after_ringing in the policy if ringing attempts may fail over.",
+            )
+
+
+def _chronology(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    slack = policy.tolerance_ms * 1_000_000
+    for leg in chain.legs:
+        for tx in leg.transactions:
+            if tx.request is None or tx.request.timestamp_ns is None:
+                continue
+            early = [r for r in tx.responses if r.timestamp_ns is not None and r.timestamp_ns + slack < tx.request.timestamp_ns]
+            if not early:
+                continue
+            r = early[0]
+            assert r.timestamp_ns is not None
+            yield (
+                leg.leg_id,
+                _frames((tx.request, r)),
+                f"The {r.status} to the {tx.method} ({_frame(r)}) is stamped "
+                f"{(tx.request.timestamp_ns - r.timestamp_ns) / 1e6:.1f} ms before its request ({_frame(tx.request)}).",
+                "Clocks of the sources disagree, or the capture's time is wrong; see the report's clock offsets.",
+            )
+
+
+def _sequence(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    numbered: dict[str, list[tuple[int, SipMessage]]] = {}
+    for leg in chain.legs:
+        for m in leg.messages:
+            value = m.meta("sip_sequence") if m.metadata else None
+            if value is not None and value.strip().isdigit() and m.provenance is not None:
+                numbered.setdefault(m.provenance.source, []).append((int(value), m))
+    for items in numbered.values():
+        items.sort(key=lambda x: x[0])
+        for (a, ma), (b, mb) in itertools.pairwise(items):
+            if b > a + 1:
+                yield (
+                    None,
+                    _frames((ma, mb)),
+                    f"sip_sequence jumps from {a} ({_frame(ma)}) to {b} ({_frame(mb)}): "
+                    f"{b - a - 1} export records of this call are missing.",
+                    "The export lost records; ask the platform for a complete export (all legs).",
+                )
+
+
+def _metadata(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    slack = policy.tolerance_ms * 1_000_000
+    incoming = {fo.to_leg: fo for fo in chain.failovers}
+    for leg in chain.legs:
+        carrier = next((m for m in leg.messages if m.metadata and m.meta("original_trunk_id")), None)
+        if carrier is None:
+            continue
+        original = carrier.meta("original_trunk_id") or ""
+        fo = incoming.get(leg.leg_id)
+        if fo is None:
+            yield (
+                leg.leg_id,
+                _frames((carrier,)),
+                f"The export says this leg on {leg.trunk} replaced an attempt on {original} "
+                f"(original_trunk_id in {_frame(carrier)}), but that attempt is not in the trace: "
+                "the export lost that leg.",
+                "Export all legs of the call (e.g. a capture mode covering every leg).",
+            )
+            continue
+        if fo.original_trunk_id != original:
+            yield (
+                leg.leg_id,
+                _frames((carrier,)),
+                f"The export names {original} as the original trunk, but the attempt before this one was on "
+                f"{fo.original_trunk_id}.",
+                "The export's original_trunk_id contradicts the signalling.",
+            )
+        stamp = carrier.meta("failover_timestamp")
+        if stamp:
+            try:
+                at = parse_instant(stamp)
+            except ValueError:
+                continue
+            if min(abs(at - fo.failed_at_ns), abs(at - fo.next_invite_at_ns)) > slack:
+                yield (
+                    leg.leg_id,
+                    _frames((carrier,)),
+                    f"The export's failover_timestamp ({stamp}) is more than {policy.tolerance_ms:.0f} ms from "
+                    f"the failure ({_clock(fo.failed_at_ns)}) and from the next INVITE ({_clock(fo.next_invite_at_ns)}).",
+                    "The export's failover time contradicts the signalling (or its clock is off).",
+                )
+
+
 #: rule id -> (default severity, description, check)
 RULES: Mapping[str, tuple[str, str, Check]] = {
     "leg-has-invite": ("error", "every leg has its INVITE", _leg_has_invite),
     "leg-has-final-response": ("error", "an answered INVITE has its final response", _leg_has_final_response),
     "failover-trigger-recorded": ("error", "the failure that triggered a failover is in the trace", _failover_trigger),
     "route-order": ("error", "attempts follow the configured route", _route_order),
+    "2xx-has-ack": ("error", "every 2xx to an INVITE is ACKed", _ack_for_2xx),
+    "bye-cancel-answered": ("error", "BYE and CANCEL get a final response", _requests_answered),
+    "failover-within-threshold": ("error", "failover latency within the policy threshold", _failover_latency),
+    "failover-cause-allowed": ("error", "failovers happen on allowed causes only", _failover_cause),
+    "chronology": ("warning", "no response stamped before its request", _chronology),
+    "sequence-contiguous": ("error", "export sip_sequence numbers have no gaps", _sequence),
+    "metadata-consistent": ("error", "export failover metadata agrees with the signalling", _metadata),
 }
 
 
