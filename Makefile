@@ -53,7 +53,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/sipchain reconstruct fixtures/captures/failover-timeout.pcap --trunks fixtures/trunks.toml
+	@echo "== an intact failover capture: every leg, the timeout, the failover =="
+	$(VENV)/bin/sipchain reconstruct fixtures/captures/failover-timeout.pcap --trunks fixtures/trunks.toml --policy fixtures/policy.toml
+	@echo
+	@echo "== the same kind of call with the primary's 503 cut from the capture: the audit gap is found =="
+	-$(VENV)/bin/sipchain reconstruct fixtures/captures/gap-missing-primary-failure.pcapng --trunks fixtures/trunks.toml --policy fixtures/policy.toml
 
 # Installs missing Debian tools when run as root; otherwise only says what is
 # missing (the tests that need it are skipped).

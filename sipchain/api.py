@@ -350,7 +350,7 @@ def reconstruct(
                 gc.enable()
         return Reconstruction(
             chains=found.chains,
-            findings=validate(found.chains, rules),
+            findings=validate(found.chains, rules, trace.report.problems),
             unlinked=found.unlinked,
             other=tuple(OtherTraffic(kind, call_id, msgs) for kind, call_id, msgs in found.other),
             report=trace.report,

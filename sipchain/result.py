@@ -79,6 +79,38 @@ class Reconstruction:
 
         return reconstruction_to_json(self)
 
+    def to_junit(self) -> str:
+        """The findings as JUnit XML, so a pipeline can gate on an audit.
+
+        One test case per chain (per rule when it has findings); an
+        error-severity finding is a failure, a warning is written to the
+        case's output.
+        """
+        from xml.sax.saxutils import escape, quoteattr
+
+        cases: list[str] = []
+        failures = 0
+        by_chain: dict[str, list[Any]] = {c.chain_id: [] for c in self.chains}
+        for f in self.findings:
+            by_chain.setdefault(f.chain_id, []).append(f)
+        for chain_id, findings in by_chain.items():
+            if not findings:
+                cases.append(f"  <testcase classname=\"sipchain.chain\" name={quoteattr(chain_id)}/>")
+                continue
+            for f in findings:
+                name = quoteattr(f"{chain_id} {f.rule}")
+                if f.severity == "error":
+                    failures += 1
+                    body = f"    <failure message={quoteattr(f.message)} type={quoteattr(f.rule)}>{escape(f.hint)}</failure>"
+                else:
+                    body = f"    <system-out>{escape(f.severity + ': ' + f.message)}</system-out>"
+                cases.append(f"  <testcase classname=\"sipchain.chain\" name={name}>\n{body}\n  </testcase>")
+        head = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<testsuite name="sipchain" tests="{len(cases)}" failures="{failures}" errors="0">'
+        )
+        return "\n".join([head, *cases, "</testsuite>"]) + "\n"
+
     def to_pandas(self) -> dict[str, pd.DataFrame]:
         """DataFrames: ``messages``, ``legs``, ``links``, ``failovers``, ``chains``, ``findings``."""
         from sipchain.views._frames import reconstruction_frames

@@ -97,6 +97,7 @@ def test_policy_selects_rules_and_severities(tmp_path: Path) -> None:
         "chronology",
         "sequence-contiguous",
         "metadata-consistent",
+        "capture-complete",
     }
 
 
@@ -204,3 +205,35 @@ def test_sequence_gaps_and_metadata_consistency() -> None:
     _export(wire, CARRIER_B, (("original_trunk_id", "carrier-a"),))
     (lost,) = [f for f in reconstruct(wire.trace(), trunks=BUILT_TRUNKS).findings if f.rule == "metadata-consistent"]
     assert "the export lost that leg" in lost.message
+
+
+def test_junit_xml_gates_on_errors() -> None:
+    import xml.etree.ElementTree as ET
+
+    gap = _result("gap-missing-primary-failure")
+    root = ET.fromstring(gap.to_junit())
+    assert root.get("failures") == "2"
+    failures = root.findall("testcase/failure")
+    assert {f.get("type") for f in failures} == {"leg-has-final-response", "failover-trigger-recorded"}
+    clean = ET.fromstring(_result("failover-503").to_junit())
+    assert clean.get("failures") == "0"
+    assert len(clean.findall("testcase")) == 2
+
+
+def test_unusable_frames_amid_a_call_are_a_warning(tmp_path: Path) -> None:
+    capture = load_fixture("failover-503").capture
+    data = bytearray(capture.read_bytes())
+    trace = load_fixture("failover-503").trace
+    # damage one frame in the middle of the first call: an IPv4 header length below 5
+    target = next(m for m in trace.messages if m.status == 503)
+    assert target.provenance is not None
+    assert target.provenance.offset is not None
+    record = target.provenance.offset
+    assert data[record + 28 + 14] == 0x45  # EPB header, Ethernet, then IPv4
+    data[record + 28 + 14] = 0x41
+    damaged = tmp_path / "damaged.pcapng"
+    damaged.write_bytes(bytes(data))
+    result = reconstruct(damaged, trunks=TRUNKS, policy=POLICY)
+    (finding,) = [f for f in result.findings if f.rule == "capture-complete"]
+    assert finding.severity == "warning"
+    assert "could not be used" in finding.message

@@ -37,7 +37,7 @@ from typing import Any
 import attrs
 
 from sipchain.errors import SipChainError
-from sipchain.model import Chain, Finding, Leg, SipMessage, parse_instant
+from sipchain.model import Chain, Finding, Leg, Problem, SipMessage, parse_instant
 
 __all__ = ["RULES", "Policy", "load_policy", "validate"]
 
@@ -64,6 +64,7 @@ class Policy:
     tolerance_ms: float = 200.0
     allowed_causes: frozenset[str] = frozenset({"408", "480", "500", "502", "503", "504", "timeout"})
     allow_after_ringing: bool = False
+    problems: tuple[Problem, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 def load_policy(spec: Policy | Mapping[str, Any] | str | os.PathLike[str] | None) -> Policy:
@@ -397,6 +398,28 @@ def _metadata(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[
                 )
 
 
+def _capture_complete(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    problems = policy.problems
+    if not problems:
+        return
+    spans: dict[str, tuple[int, int]] = {}
+    for leg in chain.legs:
+        for m in leg.messages:
+            for p in m.provenances:
+                lo, hi = spans.get(p.source, (p.frame, p.frame))
+                spans[p.source] = (min(lo, p.frame), max(hi, p.frame))
+    for source, (lo, hi) in sorted(spans.items()):
+        inside = [p for p in problems if p.source == source and p.frame is not None and lo <= p.frame <= hi]
+        if inside:
+            yield (
+                None,
+                tuple((source, p.frame) for p in inside if p.frame is not None),
+                f"{len(inside)} frames of {source} between this call's first and last frame ({lo}-{hi}) "
+                f"could not be used ({inside[0].reason}); messages of this call may be among them.",
+                "See trace.report.problems; the capture around this call is incomplete.",
+            )
+
+
 #: rule id -> (default severity, description, check)
 RULES: Mapping[str, tuple[str, str, Check]] = {
     "leg-has-invite": ("error", "every leg has its INVITE", _leg_has_invite),
@@ -410,12 +433,19 @@ RULES: Mapping[str, tuple[str, str, Check]] = {
     "chronology": ("warning", "no response stamped before its request", _chronology),
     "sequence-contiguous": ("error", "export sip_sequence numbers have no gaps", _sequence),
     "metadata-consistent": ("error", "export failover metadata agrees with the signalling", _metadata),
+    "capture-complete": ("warning", "no unusable frames amid a call's frames", _capture_complete),
 }
 
 
-def validate(chains: Sequence[Chain], policy: Policy | None = None) -> tuple[Finding, ...]:
-    """Every finding of every enabled rule over ``chains``, in chain then rule order."""
-    policy = policy or Policy()
+def validate(
+    chains: Sequence[Chain], policy: Policy | None = None, problems: Sequence[Problem] = ()
+) -> tuple[Finding, ...]:
+    """Every finding of every enabled rule over ``chains``, in chain then rule order.
+
+    ``problems`` are the ingestion problems (``trace.report.problems``), for
+    the capture-completeness rule.
+    """
+    policy = attrs.evolve(policy or Policy(), problems=tuple(problems))
     findings: list[Finding] = []
     for chain in chains:
         for rule, (severity, _, check) in RULES.items():
