@@ -34,7 +34,7 @@ from sipchain.sources._textlog import (
     _TextLogReader,
     looks_like_text_log,
 )
-from sipchain.validate import load_policy, validate
+from sipchain.validate import load_cdr, load_policy, validate
 
 if TYPE_CHECKING:  # imported lazily below: the tshark backend is optional
     from sipchain.sources._ingest import CaptureIngest
@@ -329,6 +329,7 @@ def reconstruct(
     )
     trunk_map = load_trunks(trunks)
     rules = load_policy(policy)  # type: ignore[arg-type]
+    cdr_legs = load_cdr(cdr) if cdr is not None else None  # type: ignore[arg-type]
     parameters: dict[str, object] = {
         "trunks": {name: list(entries) for name, entries in trunk_map.spec.items()},
         "correlation": dict(correlation or {}),
@@ -350,7 +351,7 @@ def reconstruct(
                 gc.enable()
         return Reconstruction(
             chains=found.chains,
-            findings=validate(found.chains, rules, trace.report.problems),
+            findings=validate(found.chains, rules, trace.report.problems, cdr_legs),
             unlinked=found.unlinked,
             other=tuple(OtherTraffic(kind, call_id, msgs) for kind, call_id, msgs in found.other),
             report=trace.report,

@@ -98,6 +98,7 @@ def test_policy_selects_rules_and_severities(tmp_path: Path) -> None:
         "sequence-contiguous",
         "metadata-consistent",
         "capture-complete",
+        "cdr-reconciled",
     }
 
 
@@ -237,3 +238,43 @@ def test_unusable_frames_amid_a_call_are_a_warning(tmp_path: Path) -> None:
     (finding,) = [f for f in result.findings if f.rule == "capture-complete"]
     assert finding.severity == "warning"
     assert "could not be used" in finding.message
+
+
+def _conversation(legs: list[tuple[str, str]]) -> dict[str, object]:
+    return {
+        "conversations": [
+            {
+                "conversationId": "c0ffee",
+                "participants": [
+                    {
+                        "purpose": "outbound",
+                        "sessions": [
+                            {"protocolCallId": call_id, "segments": [{"sipResponseCodes": [status]}]}
+                            for call_id, status in legs
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def test_cdr_reconciled_both_ways(tmp_path: Path) -> None:
+    import json
+
+    fixture = load_fixture("failover-503")
+    call_ids = [call["call_id"] for call in fixture.calls]
+    cdr = tmp_path / "conversations.json"
+    cdr.write_text(json.dumps(_conversation([(c, "200") for c in call_ids])))
+    result = reconstruct(fixture.trace, trunks=TRUNKS, policy=POLICY, cdr=cdr)
+    assert [f for f in result.findings if f.rule == "cdr-reconciled"] == []
+    # a billed leg without signalling, and a signalled call without a CDR
+    cdr.write_text(json.dumps(_conversation([(call_ids[0], "200"), ("ghost@10.0.0.1", "503")])))
+    result = reconstruct(fixture.trace, trunks=TRUNKS, policy=POLICY, cdr=cdr)
+    found = [f for f in result.findings if f.rule == "cdr-reconciled"]
+    assert any("ghost@10.0.0.1" in f.message and "no signalling" in f.message for f in found)
+    assert any(call_ids[1] in f.message and "has no leg with that Call-ID" in f.message for f in found)
+    csv_cdr = tmp_path / "cdr.csv"
+    csv_cdr.write_text("call_id,trunk,start,answer,end,status\n" + "".join(f"{c},carrier-b,,,,200\n" for c in call_ids))
+    result = reconstruct(fixture.trace, trunks=TRUNKS, policy=POLICY, cdr=csv_cdr)
+    assert [f for f in result.findings if f.rule == "cdr-reconciled"] == []

@@ -38,8 +38,9 @@ import attrs
 
 from sipchain.errors import SipChainError
 from sipchain.model import Chain, Finding, Leg, Problem, SipMessage, parse_instant
+from sipchain.validate._cdr import CdrLeg, load_cdr
 
-__all__ = ["RULES", "Policy", "load_policy", "validate"]
+__all__ = ["RULES", "CdrLeg", "Policy", "load_cdr", "load_policy", "validate"]
 
 
 @attrs.frozen
@@ -65,6 +66,7 @@ class Policy:
     allowed_causes: frozenset[str] = frozenset({"408", "480", "500", "502", "503", "504", "timeout"})
     allow_after_ringing: bool = False
     problems: tuple[Problem, ...] = attrs.field(default=(), eq=False, repr=False)
+    cdr: tuple[CdrLeg, ...] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def load_policy(spec: Policy | Mapping[str, Any] | str | os.PathLike[str] | None) -> Policy:
@@ -420,6 +422,21 @@ def _capture_complete(chain: Chain, policy: Policy) -> Iterable[tuple[str | None
             )
 
 
+def _cdr_chain(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    if policy.cdr is None:
+        return
+    known = {leg.call_id for leg in policy.cdr}
+    for leg in chain.legs:
+        if leg.invite is not None and leg.call_id not in known:
+            yield (
+                leg.leg_id,
+                _frames((leg.invite,)),
+                f"The {leg.role} leg {_where(leg)} (Call-ID {leg.call_id}, INVITE in {_frame(leg.invite)}) "
+                "is signalled but the CDR has no leg with that Call-ID.",
+                "Billing and signalling disagree: a leg without a CDR.",
+            )
+
+
 #: rule id -> (default severity, description, check)
 RULES: Mapping[str, tuple[str, str, Check]] = {
     "leg-has-invite": ("error", "every leg has its INVITE", _leg_has_invite),
@@ -434,18 +451,22 @@ RULES: Mapping[str, tuple[str, str, Check]] = {
     "sequence-contiguous": ("error", "export sip_sequence numbers have no gaps", _sequence),
     "metadata-consistent": ("error", "export failover metadata agrees with the signalling", _metadata),
     "capture-complete": ("warning", "no unusable frames amid a call's frames", _capture_complete),
+    "cdr-reconciled": ("error", "every CDR leg is signalled and every signalled leg is in the CDR", _cdr_chain),
 }
 
 
 def validate(
-    chains: Sequence[Chain], policy: Policy | None = None, problems: Sequence[Problem] = ()
+    chains: Sequence[Chain],
+    policy: Policy | None = None,
+    problems: Sequence[Problem] = (),
+    cdr: Sequence[CdrLeg] | None = None,
 ) -> tuple[Finding, ...]:
     """Every finding of every enabled rule over ``chains``, in chain then rule order.
 
     ``problems`` are the ingestion problems (``trace.report.problems``), for
-    the capture-completeness rule.
+    the capture-completeness rule; ``cdr`` the legs of a CDR to reconcile.
     """
-    policy = attrs.evolve(policy or Policy(), problems=tuple(problems))
+    policy = attrs.evolve(policy or Policy(), problems=tuple(problems), cdr=None if cdr is None else tuple(cdr))
     findings: list[Finding] = []
     for chain in chains:
         for rule, (severity, _, check) in RULES.items():
@@ -454,4 +475,23 @@ def validate(
             level = policy.severities.get(rule, severity)
             for leg, frames, message, hint in check(chain, policy):
                 findings.append(Finding(rule, level, chain.chain_id, leg, frames, message, hint))
+    if policy.cdr is not None and "cdr-reconciled" not in policy.disabled:
+        signalled = {leg.call_id for chain in chains for leg in chain.legs}
+        level = policy.severities.get("cdr-reconciled", "error")
+        for cdr_leg in policy.cdr:
+            if cdr_leg.call_id not in signalled:
+                trunk = f" on {cdr_leg.trunk}" if cdr_leg.trunk else ""
+                status = f" ending {cdr_leg.status}" if cdr_leg.status else ""
+                findings.append(
+                    Finding(
+                        "cdr-reconciled",
+                        level,
+                        "",
+                        None,
+                        (),
+                        f"The CDR records a leg{trunk}{status} (Call-ID {cdr_leg.call_id}, CDR record "
+                        f"{cdr_leg.record}) with no signalling in the trace.",
+                        "The signalling of a billed leg is missing: look for it in other captures or exports.",
+                    )
+                )
     return tuple(findings)
