@@ -351,7 +351,14 @@ def reconstruct(
                 gc.enable()
         return Reconstruction(
             chains=found.chains,
-            findings=validate(found.chains, rules, trace.report.problems, cdr_legs),
+            findings=validate(
+                found.chains,
+                rules,
+                trace.report.problems,
+                cdr_legs,
+                capture_end_ns=max((m.timestamp_ns or 0 for m in trace.messages), default=None),
+                clock_offsets=trace.report.clock_offsets,
+            ),
             unlinked=found.unlinked,
             other=tuple(OtherTraffic(kind, call_id, msgs) for kind, call_id, msgs in found.other),
             report=trace.report,

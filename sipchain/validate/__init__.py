@@ -37,7 +37,7 @@ from typing import Any
 import attrs
 
 from sipchain.errors import SipChainError
-from sipchain.model import Chain, Finding, Leg, Problem, SipMessage, parse_instant
+from sipchain.model import Chain, ClockOffset, Finding, Leg, Problem, SipMessage, parse_instant
 from sipchain.validate._cdr import CdrLeg, load_cdr
 
 __all__ = ["RULES", "CdrLeg", "Policy", "load_cdr", "load_policy", "validate"]
@@ -67,6 +67,7 @@ class Policy:
     allow_after_ringing: bool = False
     problems: tuple[Problem, ...] = attrs.field(default=(), eq=False, repr=False)
     cdr: tuple[CdrLeg, ...] | None = attrs.field(default=None, eq=False, repr=False)
+    capture_end_ns: int | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def load_policy(spec: Policy | Mapping[str, Any] | str | os.PathLike[str] | None) -> Policy:
@@ -171,12 +172,36 @@ def _answer_evidence(leg: Leg) -> SipMessage | None:
     return None
 
 
+#: RFC 3261 Timer B (64 * T1): an INVITE client gives up after this.
+TIMER_B_NS = 32_000_000_000
+
+
 def _leg_has_final_response(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+    failed_over = {fo.from_leg for fo in chain.failovers}
     for leg in chain.legs:
         if leg.invite is None or leg.final_status is not None:
             continue
         proof = _answer_evidence(leg) or _failure_ack(leg)
         if proof is None:
+            # no final response and no explanation: no failover, no retransmitting
+            # timer, no CANCEL, and the capture went on past Timer B
+            retransmitted = any(t.retransmissions for t in leg.transactions if t.method == "INVITE")
+            sent = leg.invite.timestamp_ns or 0
+            if (
+                leg.leg_id not in failed_over
+                and not retransmitted
+                and leg.end not in ("cancelled",)
+                and policy.capture_end_ns is not None
+                and policy.capture_end_ns - sent > TIMER_B_NS
+            ):
+                yield (
+                    leg.leg_id,
+                    _frames((leg.invite,)),
+                    f"The INVITE {_where(leg)} at {_clock(sent)} ({_frame(leg.invite)}) has no final response, "
+                    "no failover followed it, it was not retransmitted or cancelled, and the capture went on "
+                    f"{(policy.capture_end_ns - sent) / 1e9:.0f} s after it.",
+                    "Its outcome is not in the trace; find the final response in other sources.",
+                )
             continue
         kind = "200 OK" if proof.method == "BYE" or proof.branch != leg.branch else "final response"
         yield (
@@ -319,6 +344,24 @@ def _failover_cause(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, 
 
 def _chronology(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
     slack = policy.tolerance_ms * 1_000_000
+    # per source, time must not run backwards as frames go forwards
+    by_source: dict[str, list[tuple[int, int, SipMessage]]] = {}
+    for leg in chain.legs:
+        for m in leg.messages:
+            if m.provenance is not None and m.timestamp_ns is not None:
+                by_source.setdefault(m.provenance.source, []).append((m.provenance.frame, m.timestamp_ns, m))
+    for source, items in sorted(by_source.items()):
+        items.sort(key=lambda x: x[0])
+        for (_, t1, m1), (_, t2, m2) in itertools.pairwise(items):
+            if t2 + slack < t1:
+                yield (
+                    None,
+                    _frames((m1, m2)),
+                    f"In {source}, {_frame(m2)} is stamped {(t1 - t2) / 1e6:.1f} ms before {_frame(m1)}, "
+                    "which comes earlier in the file: the source's clock went backwards.",
+                    "Times of this source are not monotonic; orderings based on them are unreliable.",
+                )
+                break
     for leg in chain.legs:
         for tx in leg.transactions:
             if tx.request is None or tx.request.timestamp_ns is None:
@@ -460,13 +503,23 @@ def validate(
     policy: Policy | None = None,
     problems: Sequence[Problem] = (),
     cdr: Sequence[CdrLeg] | None = None,
+    *,
+    capture_end_ns: int | None = None,
+    clock_offsets: Sequence[ClockOffset] = (),
 ) -> tuple[Finding, ...]:
     """Every finding of every enabled rule over ``chains``, in chain then rule order.
 
     ``problems`` are the ingestion problems (``trace.report.problems``), for
-    the capture-completeness rule; ``cdr`` the legs of a CDR to reconcile.
+    the capture-completeness rule; ``cdr`` the legs of a CDR to reconcile;
+    ``capture_end_ns`` the time of the last message read; ``clock_offsets``
+    those estimated between sources (one above the tolerance is reported).
     """
-    policy = attrs.evolve(policy or Policy(), problems=tuple(problems), cdr=None if cdr is None else tuple(cdr))
+    policy = attrs.evolve(
+        policy or Policy(),
+        problems=tuple(problems),
+        cdr=None if cdr is None else tuple(cdr),
+        capture_end_ns=capture_end_ns,
+    )
     findings: list[Finding] = []
     for chain in chains:
         for rule, (severity, _, check) in RULES.items():
@@ -475,6 +528,22 @@ def validate(
             level = policy.severities.get(rule, severity)
             for leg, frames, message, hint in check(chain, policy):
                 findings.append(Finding(rule, level, chain.chain_id, leg, frames, message, hint))
+    if "chronology" not in policy.disabled:
+        level = policy.severities.get("chronology", "warning")
+        for offset in clock_offsets:
+            if abs(offset.offset_ns) > policy.tolerance_ms * 1_000_000:
+                findings.append(
+                    Finding(
+                        "chronology",
+                        level,
+                        "",
+                        None,
+                        (),
+                        f"The clock of {offset.source} is {offset.offset_ns / 1e6:+.1f} ms off {offset.reference} "
+                        f"(estimated from {offset.pairs} messages both carried).",
+                        "Times from these sources are compared after correcting this offset.",
+                    )
+                )
     if policy.cdr is not None and "cdr-reconciled" not in policy.disabled:
         signalled = {leg.call_id for chain in chains for leg in chain.legs}
         level = policy.severities.get("cdr-reconciled", "error")
