@@ -146,10 +146,12 @@ def _is_invite_response(m: SipMessage) -> bool:
 # the rules
 # --------------------------------------------------------------------------
 
-Check = Callable[[Chain, Policy], Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]]
+#: What a rule yields per finding: (leg id or None, proving frames, message, hint).
+Verdicts = Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]
+Check = Callable[[Chain, Policy], Verdicts]
 
 
-def _leg_has_invite(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _leg_has_invite(chain: Chain, policy: Policy) -> Verdicts:
     for leg in chain.legs:
         if leg.invite is None and leg.messages:
             first = leg.messages[0]
@@ -176,7 +178,7 @@ def _answer_evidence(leg: Leg) -> SipMessage | None:
 TIMER_B_NS = 32_000_000_000
 
 
-def _leg_has_final_response(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _leg_has_final_response(chain: Chain, policy: Policy) -> Verdicts:
     failed_over = {fo.from_leg for fo in chain.failovers}
     for leg in chain.legs:
         if leg.invite is None or leg.final_status is not None:
@@ -221,7 +223,7 @@ def _failure_ack(leg: Leg) -> SipMessage | None:
     return None
 
 
-def _failover_trigger(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _failover_trigger(chain: Chain, policy: Policy) -> Verdicts:
     for fo in chain.failovers:
         earlier = chain.leg(fo.from_leg)
         if earlier.final_status is not None:
@@ -240,7 +242,7 @@ def _failover_trigger(chain: Chain, policy: Policy) -> Iterable[tuple[str | None
         )
 
 
-def _route_order(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _route_order(chain: Chain, policy: Policy) -> Verdicts:
     if not policy.route:
         return
     rank = {trunk: i for i, trunk in enumerate(policy.route)}
@@ -269,7 +271,7 @@ def _route_order(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tup
     )
 
 
-def _ack_for_2xx(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _ack_for_2xx(chain: Chain, policy: Policy) -> Verdicts:
     for leg in chain.legs:
         if not leg.answered or leg.invite is None:
             continue
@@ -289,7 +291,7 @@ def _ack_for_2xx(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tup
         )
 
 
-def _requests_answered(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _requests_answered(chain: Chain, policy: Policy) -> Verdicts:
     for leg in chain.legs:
         for tx in leg.transactions:
             if tx.method not in ("BYE", "CANCEL") or tx.request is None or tx.final is not None:
@@ -304,7 +306,7 @@ def _requests_answered(chain: Chain, policy: Policy) -> Iterable[tuple[str | Non
             )
 
 
-def _failover_latency(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _failover_latency(chain: Chain, policy: Policy) -> Verdicts:
     limit_ns = (policy.failover_threshold_ms + policy.tolerance_ms) * 1_000_000
     for fo in chain.failovers:
         if fo.latency_ns <= limit_ns:
@@ -319,7 +321,7 @@ def _failover_latency(chain: Chain, policy: Policy) -> Iterable[tuple[str | None
         )
 
 
-def _failover_cause(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _failover_cause(chain: Chain, policy: Policy) -> Verdicts:
     for fo in chain.failovers:
         earlier = chain.leg(fo.from_leg)
         ringing = next((m for m in earlier.messages if _is_invite_response(m) and m.status in (180, 183)), None)
@@ -342,7 +344,7 @@ def _failover_cause(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, 
             )
 
 
-def _chronology(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _chronology(chain: Chain, policy: Policy) -> Verdicts:
     slack = policy.tolerance_ms * 1_000_000
     # per source, time must not run backwards as frames go forwards
     by_source: dict[str, list[tuple[int, int, SipMessage]]] = {}
@@ -380,7 +382,7 @@ def _chronology(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tupl
             )
 
 
-def _sequence(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _sequence(chain: Chain, policy: Policy) -> Verdicts:
     numbered: dict[str, list[tuple[int, SipMessage]]] = {}
     for leg in chain.legs:
         for m in leg.messages:
@@ -400,7 +402,7 @@ def _sequence(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[
                 )
 
 
-def _metadata(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _metadata(chain: Chain, policy: Policy) -> Verdicts:
     slack = policy.tolerance_ms * 1_000_000
     incoming = {fo.to_leg: fo for fo in chain.failovers}
     for leg in chain.legs:
@@ -443,7 +445,7 @@ def _metadata(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[
                 )
 
 
-def _capture_complete(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _capture_complete(chain: Chain, policy: Policy) -> Verdicts:
     problems = policy.problems
     if not problems:
         return
@@ -465,7 +467,7 @@ def _capture_complete(chain: Chain, policy: Policy) -> Iterable[tuple[str | None
             )
 
 
-def _cdr_chain(chain: Chain, policy: Policy) -> Iterable[tuple[str | None, tuple[tuple[str, int], ...], str, str]]:
+def _cdr_chain(chain: Chain, policy: Policy) -> Verdicts:
     if policy.cdr is None:
         return
     known = {leg.call_id for leg in policy.cdr}
